@@ -1,1 +1,62 @@
-"""course_lib."""
+"""course_lib: the JAX library behind the course "Why PPO's clip works".
+
+Everything a lesson needs is importable from here. Data flows one way:
+distributions → surrogate / curvature → solvers → trpo / ppo → train → plots / widgets.
+"""
+
+from course_lib.advantages import gae, gae_from_next_values, normalize_advantages
+from course_lib.config import TrainConfig
+from course_lib.curvature import dense_fisher, fisher_vector_product, gauss_newton_fvp
+from course_lib.distributions import (
+    categorical_entropy,
+    categorical_kl,
+    categorical_log_prob,
+    gaussian_entropy,
+    gaussian_kl,
+    gaussian_log_prob,
+)
+from course_lib.envs import make_env
+from course_lib.networks import ActorCritic
+from course_lib.solvers import backtracking_line_search, conjugate_gradient, trust_region_step
+from course_lib.surrogate import (
+    clip_fraction,
+    clipped_surrogate,
+    kl_estimate,
+    kl_penalty_objective,
+    ratio,
+    surrogate,
+)
+from course_lib.train import TrainResult, evaluate, train, train_many
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorCritic",
+    "TrainConfig",
+    "TrainResult",
+    "backtracking_line_search",
+    "categorical_entropy",
+    "categorical_kl",
+    "categorical_log_prob",
+    "clip_fraction",
+    "clipped_surrogate",
+    "conjugate_gradient",
+    "dense_fisher",
+    "evaluate",
+    "fisher_vector_product",
+    "gae",
+    "gae_from_next_values",
+    "gauss_newton_fvp",
+    "gaussian_entropy",
+    "gaussian_kl",
+    "gaussian_log_prob",
+    "kl_estimate",
+    "kl_penalty_objective",
+    "make_env",
+    "normalize_advantages",
+    "ratio",
+    "surrogate",
+    "train",
+    "train_many",
+    "trust_region_step",
+]
