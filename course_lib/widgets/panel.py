@@ -1,0 +1,93 @@
+"""Slider panels: ipywidgets sliders driving a course_lib computation and a matplotlib figure.
+
+Every panel is built by a ``*_panel(**initial_values)`` function and is a :class:`Panel`:
+
+* ``panel.widget``: the ipywidgets container (displaying the panel displays it);
+* ``panel.sliders``: ``{name: slider}`` (the trust region's is ``"delta"``, the clip's ``"eps"``);
+* ``panel.figure``: the matplotlib ``Figure`` it draws into;
+* ``panel.readout``: an ``ipywidgets.HTML`` holding the numbers it states.
+
+Setting ``panel.sliders[name].value`` recomputes and redraws before the setter returns, so a
+test or a lecturer's script can drive a panel without a browser. The figure is shown as a PNG
+image widget, which works the same in JupyterLab, Voilà and a headless kernel; the panel's
+rich display also carries that PNG, so a notebook read without a kernel shows the figure.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+
+import ipywidgets as W
+import matplotlib as mpl
+from matplotlib.figure import Figure
+
+from course_lib.plots import COURSE_STYLE
+
+DrawFn = Callable[..., str]
+"""``draw(figure, **slider_values) -> readout HTML``: clears nothing, draws into ``figure``."""
+
+
+class Panel:
+    """Sliders, a figure and a readout, kept in sync by ``draw``."""
+
+    def __init__(
+        self,
+        sliders: Mapping[str, W.ValueWidget],
+        draw: DrawFn,
+        figsize: tuple[float, float] = (9.0, 4.0),
+        dpi: int = 80,
+    ) -> None:
+        self.sliders = dict(sliders)
+        self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+        self.readout = W.HTML()
+        self.image = W.Image(format="png")
+        self._draw = draw
+        self._dpi = dpi
+        for slider in self.sliders.values():
+            slider.observe(self._on_change, names="value")
+        controls = W.HBox(list(self.sliders.values()), layout=W.Layout(flex_flow="row wrap"))
+        self.widget = W.VBox([controls, self.image, self.readout])
+        self.update()
+
+    @property
+    def values(self) -> dict:
+        """Current slider values by name."""
+        return {name: s.value for name, s in self.sliders.items()}
+
+    def update(self) -> None:
+        """Recompute and redraw from the current slider values."""
+        self.figure.clear()
+        with mpl.rc_context(COURSE_STYLE):
+            self.readout.value = self._draw(self.figure, **self.values)
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", dpi=self._dpi)
+        self.image.value = buf.getvalue()
+
+    def _on_change(self, _change) -> None:
+        self.update()
+
+    def png(self) -> bytes:
+        """The current figure as PNG bytes."""
+        return bytes(self.image.value)
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data = dict(data)
+        data["image/png"] = self.png()
+        data["text/plain"] = f"{type(self).__name__}({', '.join(self.sliders)})"
+        return data
+
+
+def slider(
+    value: float, lo: float, hi: float, step: float, description: str, readout_format: str = ".3f"
+) -> W.FloatSlider:
+    """A float slider wide enough for a projector, ``continuous_update`` off (one redraw per move)."""
+    if not lo <= value <= hi:
+        raise ValueError(f"{description} must lie in [{lo}, {hi}], got {value}")
+    return W.FloatSlider(
+        value=value, min=lo, max=hi, step=step, description=description,
+        readout_format=readout_format, continuous_update=False,
+        style={"description_width": "initial"}, layout=W.Layout(width="320px"),
+    )
