@@ -4,6 +4,15 @@ Each lesson's panels live in their own module; every ``*_panel`` function is imp
 here.
 """
 
+from course_lib.widgets.cliff import step_size_panel
+from course_lib.widgets.natural_gradient import natural_gradient_panel
 from course_lib.widgets.panel import Panel, slider
+from course_lib.widgets.ratio import ratio_panel
 
-__all__ = ["Panel", "slider"]
+__all__ = [
+    "Panel",
+    "natural_gradient_panel",
+    "ratio_panel",
+    "slider",
+    "step_size_panel",
+]

@@ -1,0 +1,166 @@
+"""Lesson 01's figures and its step-size panel.
+
+:func:`step_size_panel` applies one plain policy-gradient step θ_old + α·g of the chosen size α
+to the trained CartPole policy and shows what it did: the action probabilities on batch states
+before and after, and where α sits on the cliff (return and KL against step size). The
+computation is :func:`course_lib.cliff.step_view`; the trained parameters, the batch, the
+gradient and the sweep are computed once, when the panel is built.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+import numpy as np
+from matplotlib.axes import Axes
+
+from course_lib.cliff import CliffSetup, StepOutcome, StepView, make_cliff_setup, step_view
+from course_lib.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
+from course_lib.widgets.panel import Panel
+
+__all__ = ["plot_cliff", "plot_probabilities", "step_size_panel", "step_size_readout"]
+
+KL_DANGER = 0.1
+"""The syllabus's rule of thumb: a mean KL(π_old‖π_new) above 0.1 risks a collapse."""
+
+
+def plot_probabilities(ax: Axes, p_old: np.ndarray, p_new: np.ndarray) -> Axes:
+    """π(push right | s) before (line) and after (dots) the step, states ordered by π_old.
+
+    Args:
+      ax: the axes to draw into.
+      p_old, p_new: ``[n]`` probabilities of action 1 under π_old and π_new, in the order
+        of increasing ``p_old`` (:class:`course_lib.cliff.StepView`).
+    """
+    x = np.arange(len(p_old))
+    ax.plot(x, p_old, color=BLUE, label="π_old (trained)")
+    ax.plot(x, p_new, "o", color=VERMILLION, markersize=4, label="π_new (after the step)")
+    ax.set_ylim(-0.03, 1.03)
+    return label(
+        ax,
+        "Action probabilities on batch states",
+        "batch state (sorted by π_old)",
+        "π(push right | s)",
+        legend=True,
+    )
+
+
+def plot_cliff(
+    ax_return: Axes,
+    ax_distance: Axes,
+    sweep: StepOutcome,
+    return_before: float,
+    marker: StepOutcome | None = None,
+) -> tuple[Axes, Axes]:
+    """The cliff: return after the step, and the step's distances, against the step size α.
+
+    ``ax_return``: mean return of π_new (log α axis) with π_old's return dashed.
+    ``ax_distance``: mean KL(π_old‖π_new) and ‖Δθ‖/‖θ_old‖ (log-log), with KL = 0.1 dotted.
+    ``marker``: a :class:`StepOutcome` (scalars) to mark on both.
+    """
+    a = np.asarray(sweep.step_size)
+    ax_return.semilogx(a, np.asarray(sweep.mean_return), color=BLUE, label="after one step")
+    ax_return.axhline(
+        return_before, color=BLACK, linestyle="--", linewidth=1.2, label="before the step"
+    )
+    ax_return.set_ylim(0, 520)
+    ax_distance.loglog(
+        a, np.asarray(sweep.change.kl), color=VERMILLION, label="KL(π_old‖π_new) (nats)"
+    )
+    ax_distance.loglog(a, np.asarray(sweep.change.rel_l2), color=GREEN, label="‖Δθ‖ / ‖θ_old‖")
+    ax_distance.axhline(
+        KL_DANGER, color=BLACK, linestyle=":", linewidth=1.2, label=f"KL = {KL_DANGER}"
+    )
+    ax_distance.set_ylim(1e-5, 30.0)
+    for ax in (ax_return, ax_distance):
+        ax.set_xlim(a[0], a[-1])
+        ax.minorticks_off()
+    if marker is not None:
+        alpha = float(marker.step_size)
+        ax_return.plot(
+            [alpha],
+            [float(marker.mean_return)],
+            "o",
+            color=ORANGE,
+            markersize=10,
+            markeredgecolor=BLACK,
+            label=f"α = {alpha:.3g}",
+        )
+        ax_distance.plot(
+            [alpha, alpha],
+            [float(marker.change.kl), float(marker.change.rel_l2)],
+            "o",
+            color=ORANGE,
+            markersize=9,
+            markeredgecolor=BLACK,
+            label=f"α = {alpha:.3g}",
+        )
+    label(
+        ax_return,
+        "Return after one step",
+        "step size α (log scale)",
+        "mean episode return",
+        legend=True,
+    )
+    label(
+        ax_distance,
+        "Policy distance vs weight distance",
+        "step size α (log scale)",
+        "distance (log scale)",
+        legend=True,
+    )
+    return ax_return, ax_distance
+
+
+def step_size_readout(view: StepView, return_before: float) -> str:
+    """The panel's numbers for one step, as HTML."""
+    o = view.outcome
+    c = o.change
+    return (
+        f"<b>step size α = {float(o.step_size):.3g}</b> &nbsp; "
+        f"return {return_before:.0f} → <b>{float(o.mean_return):.0f}</b> &nbsp;·&nbsp; "
+        f"weights: ‖Δθ‖/‖θ_old‖ = {float(c.rel_l2):.3f} &nbsp;·&nbsp; "
+        f"policy: KL(π_old‖π_new) = {float(c.kl):.3g} nats, "
+        f"mean |Δπ| = {float(c.tv):.2f}, "
+        f"greedy action flipped on {100 * float(c.flipped):.0f}% of states"
+    )
+
+
+def step_size_panel(step_size: float = 20.0, setup: CliffSetup | None = None) -> Panel:
+    """A panel with one log-scaled slider, ``"step_size"`` (α from 10⁻² to 10²).
+
+    Each move applies θ_old + α·g from the stored trained parameters and gradient
+    (:func:`course_lib.cliff.step_view`), plays the fixed evaluation episodes with the new
+    policy, and redraws: action probabilities before/after, and the marker on the cliff.
+
+    Args:
+      step_size: the initial α, in [0.01, 100].
+      setup: a :class:`course_lib.cliff.CliffSetup`; by default
+        :func:`course_lib.cliff.make_cliff_setup` (trains the lesson's policy once per process).
+    """
+    if not 0.01 <= float(step_size) <= 100.0:
+        raise ValueError(f"step_size must lie in [0.01, 100], got {step_size}")
+    if setup is None:
+        setup = make_cliff_setup()
+    if not isinstance(setup, CliffSetup):
+        raise TypeError(f"setup must be a CliffSetup, got {type(setup).__name__}")
+    slider = W.FloatLogSlider(
+        value=float(step_size),
+        base=10.0,
+        min=-2.0,
+        max=2.0,
+        step=0.05,
+        description="step_size",
+        readout_format=".3g",
+        continuous_update=False,
+        style={"description_width": "initial"},
+        layout=W.Layout(width="420px"),
+    )
+
+    def draw(figure, step_size: float) -> str:
+        view = step_view(setup, step_size)
+        ax_p, ax_r, ax_d = figure.subplots(1, 3)
+        plot_probabilities(ax_p, view.p_old, view.p_new)
+        plot_cliff(ax_r, ax_d, setup.sweep, setup.return_before, marker=view.outcome)
+        return step_size_readout(view, setup.return_before)
+
+    return Panel({"step_size": slider}, draw, figsize=(15.0, 4.6))
