@@ -5,12 +5,14 @@ here.
 """
 
 from course_lib.widgets.cliff import step_size_panel
+from course_lib.widgets.distance import distance_panel
 from course_lib.widgets.natural_gradient import natural_gradient_panel
 from course_lib.widgets.panel import Panel, slider
 from course_lib.widgets.ratio import ratio_panel
 
 __all__ = [
     "Panel",
+    "distance_panel",
     "natural_gradient_panel",
     "ratio_panel",
     "slider",
