@@ -1,0 +1,116 @@
+"""Lesson 04's panel: the δ slider over the softmax toy's trust region.
+
+``trust_region_panel(delta=0.01)`` draws, in the two-parameter plane of
+:class:`course_lib.trust_region.SoftmaxToy`, the surrogate gain L(θ) − L(θ_old) (filled
+contours), the feasible region KL(π_old‖π_θ) ≤ δ (its true boundary and TRPO's quadratic
+ellipse ½ΔθᵀFΔθ = δ), the exact constrained optimum, TRPO's step and a plain gradient step.
+Every number comes from :func:`course_lib.trust_region.toy_trust_region`.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from course_lib.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
+from course_lib.trust_region import DEFAULT_TOY, SoftmaxToy, ToyTrustRegion, toy_trust_region
+from course_lib.widgets.panel import Panel
+
+__all__ = ["DELTA_RANGE", "draw_toy_trust_region", "toy_readout", "trust_region_panel"]
+
+DELTA_RANGE = (1e-3, 1.0)
+"""The δ slider's range in nats (a log slider)."""
+
+
+def draw_toy_trust_region(ax: Axes, tr: ToyTrustRegion) -> Axes:
+    """Draw one :class:`ToyTrustRegion` into ``ax`` (the panel and the lesson's static figure).
+
+    Grey filled contours: the surrogate gain L(θ) − L(θ_old) (darker is higher; dotted: gain
+    0); solid black: the true boundary KL = δ; dashed green: TRPO's quadratic model of it; a
+    blue star at the constrained optimum, an orange diamond at TRPO's step, a vermillion
+    arrow for the plain gradient step θ_old + η g. Every artist has a generic label, so one
+    legend serves several axes; the numbers belong in the caller's title or readout.
+    """
+    xs, ys = np.asarray(tr.xs), np.asarray(tr.ys)
+    gain = np.asarray(tr.gain_grid)
+    theta_old = np.asarray(tr.theta_old)
+    ax.contourf(xs, ys, gain, levels=12, cmap="Greys", vmin=gain.min(), vmax=2.2 * gain.max())
+    ax.contour(xs, ys, gain, levels=[0.0], colors=BLACK, linewidths=1.0, linestyles=":")
+    closed = lambda p: np.vstack([p, p[:1]])
+    ax.plot(*closed(np.asarray(tr.boundary)).T, color=BLACK, lw=2.5, label="true boundary KL = δ")
+    ax.plot(*closed(np.asarray(tr.quadratic_boundary)).T, color=GREEN, lw=2.0, ls="--",
+            label="TRPO's quadratic model ½ΔθᵀFΔθ = δ")
+    grad = np.asarray(tr.gradient)
+    ax.annotate("", xy=grad, xytext=theta_old,
+                arrowprops={"arrowstyle": "-|>", "color": VERMILLION, "lw": 2.5,
+                            "mutation_scale": 18})
+    ax.plot(*grad, "o", color=VERMILLION, ms=7,
+            label=f"plain gradient step θ_old + {float(tr.lr):.2g}·g")
+    ax.plot(*theta_old, "o", color=BLACK, ms=8, mec="white", label="θ_old")
+    ax.plot(*np.asarray(tr.natural), "D", color=ORANGE, ms=9, mec=BLACK, label="TRPO step")
+    ax.plot(*np.asarray(tr.optimum), "*", color=BLUE, ms=20, mec="white",
+            label="constrained optimum")
+    ax.plot([], [], ls=":", color=BLACK, lw=1.0, label="surrogate gain = 0 (darker: higher)")
+    ax.set_xlim(xs[0], xs[-1])
+    ax.set_ylim(ys[0], ys[-1])
+    ax.set_aspect("equal", adjustable="box")
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(5))
+    label(ax, f"Feasible region KL(π_old‖π_θ) ≤ {float(tr.delta):.3g}",
+          "θ₁ (logit 1 = w₁·θ₁)", "θ₂ (logit 2 = w₂·θ₂)")
+    return ax
+
+
+def _key(colour: str, symbol: str, text: str) -> str:
+    return f'<span style="color:{colour}; font-size:1.2em">{symbol}</span> {text}'
+
+
+def toy_readout(tr: ToyTrustRegion) -> str:
+    """The panel's HTML readout: δ, then the key of each marker with its KL and surrogate gain."""
+    rows = [
+        (
+            f"<b>δ = {float(tr.delta):.4f} nats</b>"
+            f" {_key(BLACK, '━', 'true boundary KL = δ')}"
+            f" {_key(GREEN, '╌', 'quadratic model ½ΔθᵀFΔθ = δ')}"
+        ),
+        _key(BLUE, "★", f"constrained optimum: KL = {float(tr.optimum_kl):.4f},"
+             f" surrogate gain = {float(tr.optimum_gain):.4f}"),
+        _key(ORANGE, "◆", f"TRPO step (quadratic model): KL = {float(tr.natural_kl):.4f},"
+             f" gain = {float(tr.natural_gain):.4f}"),
+        _key(VERMILLION, "➜", f"plain gradient step, η = {float(tr.lr):.2g}:"
+             f" KL = {float(tr.gradient_kl):.4f}, gain = {float(tr.gradient_gain):.4f}"
+             f" (along g but cut at KL = δ: gain = {float(tr.gradient_cut_gain):.4f})"),
+    ]
+    return "<br>".join(rows)
+
+
+def trust_region_panel(delta: float = 0.01, toy: SoftmaxToy = DEFAULT_TOY) -> Panel:
+    """A panel with one log slider ``"delta"`` (1e-3 … 1 nats) over the toy's trust region.
+
+    Each move recomputes :func:`course_lib.trust_region.toy_trust_region` (jitted, a few ms)
+    and redraws the figure and the readout.
+
+    Raises:
+      ValueError: ``delta`` outside :data:`DELTA_RANGE`.
+    """
+    lo, hi = DELTA_RANGE
+    if not lo <= delta <= hi:
+        raise ValueError(f"delta must lie in [{lo}, {hi}], got {delta}")
+    slider = W.FloatLogSlider(
+        value=delta, base=10, min=np.log10(lo), max=np.log10(hi), step=0.05,
+        description="δ (nats)", readout_format=".3f", continuous_update=False,
+        style={"description_width": "initial"}, layout=W.Layout(width="420px"),
+    )
+
+    def draw(figure: Figure, delta: float) -> str:
+        tr = toy_trust_region(float(delta), toy)
+        # A hand-set layout and no legend (the readout holds the key): text and layout
+        # engines are the slowest part of a redraw.
+        figure.set_layout_engine("none")
+        draw_toy_trust_region(figure.add_axes((0.15, 0.11, 0.82, 0.80)), tr)
+        return toy_readout(tr)
+
+    return Panel({"delta": slider}, draw, figsize=(5.6, 5.0))
