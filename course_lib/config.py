@@ -88,6 +88,10 @@ class TrainConfig:
     backtrack_ratio: float = 0.8
     """TRPO: line-search shrink factor."""
 
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden, list):  # e.g. from JSON or a widget; tuples are hashable
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+
     def replace(self, **changes) -> TrainConfig:
         """A copy with ``changes`` applied (the config itself is never mutated)."""
         return dataclasses.replace(self, **changes)
@@ -134,6 +138,11 @@ class TrainConfig:
             raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {self.hidden}")
         for name in self.numeric_fields():
             check_numeric(name, getattr(self, name))
+        if self.algo == "ppo_penalty" and not math.isfinite(self.target_kl):
+            raise ValueError(
+                "target_kl must be finite for algo='ppo_penalty': it is the KL target d_targ "
+                "of the adaptive β (the PPO paper uses 0.01)"
+            )
         return self
 
 

@@ -49,7 +49,13 @@ def _cache_dir() -> Path:
 
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
-    """Store compiled programs on disk so a second kernel skips the compile."""
+    """Store compiled programs on disk so a second kernel skips the compile.
+
+    Without ``path``, a cache directory already configured (``JAX_COMPILATION_CACHE_DIR`` or
+    an earlier call) is kept; otherwise the project's ``.cache/jax`` is used.
+    """
+    if path is None and jax.config.jax_compilation_cache_dir:
+        return Path(jax.config.jax_compilation_cache_dir)
     path = Path(path) if path is not None else _cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
@@ -444,6 +450,8 @@ def train_many(config: TrainConfig, seeds, **sweep) -> TrainResult:
     """
     static = _prepare(config)
     seeds = [_check_seed(s) for s in np.atleast_1d(np.asarray(seeds)).tolist()]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
     numeric = TrainConfig.numeric_fields()
     for name, values in sweep.items():
         if name not in numeric:
@@ -452,6 +460,9 @@ def train_many(config: TrainConfig, seeds, **sweep) -> TrainResult:
             )
         check_numeric(name, values)
     axes = [np.atleast_1d(np.asarray(v, np.float32)) for v in sweep.values()]
+    for name, values in zip(sweep, axes):
+        if values.size == 0:
+            raise ValueError(f"{name} must list at least one value to sweep")
     shape = tuple(len(a) for a in axes) + (len(seeds),)
     grid = list(itertools.product(*[range(len(a)) for a in axes], range(len(seeds))))
     num = {f: np.full(len(grid), getattr(config, f), np.float32) for f in numeric}
