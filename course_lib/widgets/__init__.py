@@ -9,6 +9,7 @@ from course_lib.widgets.distance import distance_panel
 from course_lib.widgets.natural_gradient import natural_gradient_panel
 from course_lib.widgets.panel import Panel, slider
 from course_lib.widgets.ratio import ratio_panel
+from course_lib.widgets.trpo import trpo_delta_panel, trpo_live_panel
 from course_lib.widgets.trust_region import trust_region_panel
 
 __all__ = [
@@ -18,5 +19,7 @@ __all__ = [
     "ratio_panel",
     "slider",
     "step_size_panel",
+    "trpo_delta_panel",
+    "trpo_live_panel",
     "trust_region_panel",
 ]
