@@ -66,7 +66,8 @@ class Panel:
         with mpl.rc_context(COURSE_STYLE):
             self.readout.value = self._draw(self.figure, **self.values)
         buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=self._dpi)
+        # zlib level 1: encoding takes ~40 % less time for a slightly larger image
+        self.figure.savefig(buf, format="png", dpi=self._dpi, pil_kwargs={"compress_level": 1})
         self.image.value = buf.getvalue()
 
     def _on_change(self, _change) -> None:

@@ -1,0 +1,104 @@
+"""Run time of every lesson notebook and redraw time of every panel (printed, never asserted).
+
+    python benchmarks/lessons.py [--notebooks-only | --panels-only]
+
+Notebooks run top to bottom in a fresh kernel (outputs discarded) with the compilation cache
+in its current state; the panels are built once and each slider is moved five times, the
+median of ``slider.value = ...`` (compute + render) is printed. Targets (DESIGN §3, the
+lessons issues): each notebook <= 90 s on a 2-core CPU; analytic panels <= 100 ms; panels
+reading a trained grid well under 1 s.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def time_notebooks() -> None:
+    import nbformat
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    print(f"{'notebook':40s} {'run time':>9s}  target <= 90 s")
+    total = 0.0
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        start = time.perf_counter()
+        ExecutePreprocessor(timeout=600, kernel_name="python3").preprocess(
+            nb, {"metadata": {"path": str(path.parent)}}
+        )
+        seconds = time.perf_counter() - start
+        total += seconds
+        print(f"{path.name:40s} {seconds:8.1f}s  {'ok' if seconds <= 90 else 'OVER'}")
+    print(f"{'all lessons':40s} {total:8.1f}s  target <= 600 s")
+
+
+def _median_redraw(panel, name: str, values: list) -> float:
+    times = []
+    for v in values:
+        start = time.perf_counter()
+        panel.sliders[name].value = v
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _panels():
+    """(label, builder, slider name, values to move through, target seconds)."""
+    import numpy as np
+
+    from course_lib import TrainConfig, train_many
+    from course_lib import widgets as W
+
+    analytic, trained = 0.1, 1.0
+    yield "01 step_size_panel", W.step_size_panel, "step_size", [2.0, 5.0, 10.0, 20.0, 40.0], trained
+    yield "02 distance_panel", W.distance_panel, "radius", [0.05, 0.1, 0.2, 0.4, 0.8], analytic
+    yield "03 ratio_panel", W.ratio_panel, "p_new", [0.3, 0.5, 0.7, 0.9, 0.6], analytic
+    yield "04 trust_region_panel", W.trust_region_panel, "delta", list(
+        np.geomspace(0.002, 0.2, 5)), analytic
+    yield "05 natural_gradient_panel", W.natural_gradient_panel, "delta", list(
+        np.geomspace(0.002, 0.05, 5)), analytic
+    deltas = [0.001, 0.01, 0.1]
+    grid = train_many(TrainConfig(algo="trpo"), seeds=range(2), delta=deltas)
+    yield "06 trpo_delta_panel (reads a grid)", lambda: W.trpo_delta_panel(grid, deltas), \
+        "delta", [0.001, 0.1, 0.01, 0.1, 0.001], trained
+    yield "06 trpo_live_panel (retrains)", W.trpo_live_panel, "delta", [
+        0.003, 0.03, 0.01, 0.05, 0.002], 2 * trained
+    for extra in ("clip_panel", "epochs_panel"):
+        if hasattr(W, extra):
+            name = "eps" if extra == "clip_panel" else "epochs"
+            values = [0.1, 0.3, 0.05, 0.2, 0.4] if name == "eps" else [2, 5, 8, 3, 6]
+            yield f"{extra}", getattr(W, extra), name, values, (
+                analytic if extra == "clip_panel" else trained)
+
+
+def time_panels() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    print(f"\n{'panel':44s} {'median redraw':>14s}  target")
+    for label, build, name, values, target in _panels():
+        panel = build()
+        panel.sliders[name].value = values[-1]  # warm-up: compile and first render
+        seconds = _median_redraw(panel, name, values)
+        verdict = "ok" if seconds <= target else "over"
+        print(f"{label:44s} {seconds * 1000:11.0f} ms  <= {target * 1000:.0f} ms {verdict}")
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    print(f"# benchmarks/lessons.py — {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f} (figures inflate when the machine is shared)")
+    if "--panels-only" not in argv:
+        time_notebooks()
+    if "--notebooks-only" not in argv:
+        time_panels()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
