@@ -5,6 +5,7 @@ here.
 """
 
 from course_lib.widgets.cliff import step_size_panel
+from course_lib.widgets.compare import compare_panel
 from course_lib.widgets.distance import distance_panel
 from course_lib.widgets.natural_gradient import natural_gradient_panel
 from course_lib.widgets.panel import Panel, slider
@@ -14,6 +15,7 @@ from course_lib.widgets.trust_region import trust_region_panel
 
 __all__ = [
     "Panel",
+    "compare_panel",
     "distance_panel",
     "natural_gradient_panel",
     "ratio_panel",
