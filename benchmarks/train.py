@@ -12,7 +12,7 @@ What is measured (every figure beside the peer figures of DESIGN.md §7 and the 
   real gymnasium env, ``evaluate(..., episodes=10, seed=1000) >= 475``.
 * **NPG**: the default config with ``algo="npg"`` over 5 seeds: greedy returns, and the fraction
   of updates whose exact KL exceeded δ (NPG has no line search).
-* **Pendulum-v1**: the configs ``PENDULUM_PPO`` / ``PENDULUM_TRPO`` below over 5 seeds: how many
+* **Pendulum-v1**: ``TrainConfig.for_env("Pendulum-v1", algo)`` over 5 seeds: how many
   reach a greedy return >= -250 (10 episodes), environment steps, time (compile included).
 * **grid**: ``train_many`` of TRPO on CartPole over 8 seeds × 4 δ, in a fresh process with an
   empty cache, against one cold ``train`` run (the ratio; target <= 10×).
@@ -44,12 +44,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# --- Pendulum-v1 settings (edit here) -----------------------------------------------------
-PENDULUM_PPO = {
-    "env": "Pendulum-v1", "total_steps": 8 * 256 * 50, "num_steps": 256, "gamma": 0.9,
-    "lr": 1e-3, "epochs": 10, "minibatches": 16,
-}
-PENDULUM_TRPO = {**PENDULUM_PPO, "algo": "trpo", "delta": 0.05}
 PENDULUM_SOLVED = -250.0
 
 CARTPOLE_SOLVED = 475.0
@@ -185,10 +179,10 @@ def npg_cartpole() -> dict:
             "max_kl_ratio": float(kl.max() / config.delta)}
 
 
-def pendulum(settings: dict) -> dict:
+def pendulum(algo: str) -> dict:
     from course_lib import TrainConfig, train_many
 
-    config = TrainConfig(**settings)
+    config = TrainConfig.for_env("Pendulum-v1", algo)
     result, seconds = timed(train_many, config, seeds=range(5))
     returns = greedy_returns(result, config, 5)
     return {"returns": returns, "reached": sum(r >= PENDULUM_SOLVED for r in returns),
@@ -257,8 +251,8 @@ def main() -> None:
                      f"{100 * n['kl_over_delta']:.1f} % (max {n['max_kl_ratio']:.2f}·δ)", "",
                      "TRPO's line search keeps this at 0 %"))
 
-    for name, settings in (("PPO", PENDULUM_PPO), ("TRPO", PENDULUM_TRPO)):
-        p = pendulum(settings)
+    for name in ("PPO", "TRPO"):
+        p = pendulum(name.lower())
         lines.append(row(f"{name} Pendulum-v1 seeds ≥ {PENDULUM_SOLVED:g} (5 seeds)",
                          f"{p['reached']}/5 in {p['steps']:,} steps", "",
                          "greedy: " + " ".join(f"{r:.0f}" for r in p["returns"])))
