@@ -7,6 +7,7 @@ here.
 from course_lib.widgets.cliff import step_size_panel
 from course_lib.widgets.compare import compare_panel
 from course_lib.widgets.distance import distance_panel
+from course_lib.widgets.mistakes import epochs_panel
 from course_lib.widgets.natural_gradient import natural_gradient_panel
 from course_lib.widgets.panel import Panel, slider
 from course_lib.widgets.ratio import ratio_panel
@@ -17,6 +18,7 @@ __all__ = [
     "Panel",
     "compare_panel",
     "distance_panel",
+    "epochs_panel",
     "natural_gradient_panel",
     "ratio_panel",
     "slider",
