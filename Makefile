@@ -8,13 +8,16 @@ PYTEST_NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=300 \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg
 JOBS ?= auto
 
-.PHONY: help setup lab test test-lib test-notebooks bench lint execute-notebooks clean
+.PHONY: help setup lab test test-lib test-notebooks bench lint execute-notebooks exercises \
+	check-exercises clean
 
 help:
 	@echo "make lab    - set up .venv and open the course in JupyterLab"
 	@echo "make test   - set up .venv and run every test (library, slow learning tests, notebooks)"
 	@echo "make bench  - print speed figures (benchmarks/)"
 	@echo "make execute-notebooks - re-execute and store every lesson (after changing one)"
+	@echo "make exercises       - rebuild notebooks/exercises/ from the lessons (never overwrites your edits)"
+	@echo "make check-exercises - check your exercise answers (all notebooks, or LESSON=03)"
 
 $(STAMP): pyproject.toml
 	@set -e; \
@@ -49,6 +52,12 @@ lint: $(STAMP)
 
 execute-notebooks: $(STAMP)
 	$(PY) scripts/execute_notebooks.py notebooks/*.ipynb
+
+exercises: $(STAMP)
+	$(PY) -m course_lib.exercises build $(LESSON)
+
+check-exercises: $(STAMP)
+	$(PY) -m course_lib.exercises check $(LESSON)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .cache

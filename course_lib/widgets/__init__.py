@@ -5,6 +5,7 @@ here.
 """
 
 from course_lib.widgets.cliff import step_size_panel
+from course_lib.widgets.clip import clip_panel, ppo_eps_panel
 from course_lib.widgets.compare import compare_panel
 from course_lib.widgets.distance import distance_panel
 from course_lib.widgets.mistakes import epochs_panel
@@ -16,10 +17,12 @@ from course_lib.widgets.trust_region import trust_region_panel
 
 __all__ = [
     "Panel",
+    "clip_panel",
     "compare_panel",
     "distance_panel",
     "epochs_panel",
     "natural_gradient_panel",
+    "ppo_eps_panel",
     "ratio_panel",
     "slider",
     "step_size_panel",

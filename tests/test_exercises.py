@@ -1,0 +1,710 @@
+"""The exercises (DESIGN §5): built notebooks in sync, solutions pass, stubs and wrong answers fail.
+
+* the committed ``notebooks/exercises/`` are exactly what the builder writes from the lessons;
+* with the solutions put back an exercise notebook IS its lesson (which ``make test`` runs
+  under nbval), and every solution prints its check cell's stored pass line;
+* with the stubs left in, every check prints a fail line (so the nbval comparison fails);
+* for every checker, plausible wrong answers fail with a specific diagnosis and right answers
+  pass;
+* the builder leaves an edited exercise notebook alone (byte for byte) unless ``--force``;
+* end to end, real nbval passes a built notebook with the right answer and fails it with a
+  stub or a wrong answer, at the check cells only.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import functools
+import inspect
+import io
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from course_lib import checks
+from course_lib import exercises as ex
+from course_lib.distributions import categorical_kl, categorical_log_prob
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = ROOT / "notebooks"
+EXERCISES = LESSONS / "exercises"
+
+# Lessons whose exercises still use plain asserts (no `# HINT:` line, no checker call). The
+# builder skips them; remove a lesson from this set when its exercises are converted, then
+# run `make exercises` (test_pending_lessons_are_still_pending says when).
+NOT_YET_CONVERTED = {"06_trpo", "07_ppo_clip", "08_trpo_vs_ppo", "09_common_mistakes"}
+
+
+def _converted() -> list[Path]:
+    return [p for p in ex.exercise_lessons(LESSONS) if p.stem not in NOT_YET_CONVERTED]
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _all_exercises() -> list[ex.Exercise]:
+    return [e for p in _converted() for e in ex.find_exercises(_load(p), p.name)]
+
+
+EXERCISE_LIST = _all_exercises()
+EXERCISE_IDS = [f"{e.lesson[:2]}-{e.names[0]}" for e in EXERCISE_LIST]
+
+
+# ------------------------------------------------------------------------------------------
+# (a) the committed exercise notebooks are what the builder writes
+# ------------------------------------------------------------------------------------------
+
+
+def test_committed_exercise_notebooks_are_exactly_what_the_builder_writes(tmp_path):
+    report = ex.build(lesson_dir=LESSONS, out_dir=tmp_path)
+    skipped = {re.search(r"(\d\d_\w+)\.ipynb", m).group(1)
+               for status, m in report if status == "skipped"}
+    assert skipped <= NOT_YET_CONVERTED, f"lessons with broken exercise markup: {report}"
+    built = sorted(p.name for p in tmp_path.glob("*.ipynb"))
+    committed = sorted(p.name for p in EXERCISES.glob("*.ipynb"))
+    assert built == committed, "run `make exercises` (python -m course_lib.exercises build)"
+    for name in built:
+        assert (EXERCISES / name).read_bytes() == (tmp_path / name).read_bytes(), (
+            f"notebooks/exercises/{name} is out of date: run `make exercises`")
+    assert _load(EXERCISES / ex.RECORD) == _load(tmp_path / ex.RECORD), (
+        "notebooks/exercises/.built.json must record the committed notebooks (else a "
+        "learner's first build would take them for edited ones)")
+
+
+def test_pending_lessons_are_still_pending():
+    for path in ex.exercise_lessons(LESSONS):
+        if path.stem in NOT_YET_CONVERTED:
+            try:
+                ex.build_notebook(path)
+            except ex.ExerciseError:
+                continue
+            pytest.fail(f"{path.name}'s exercises are converted: remove it from "
+                        "NOT_YET_CONVERTED in this file and run `make exercises`")
+
+
+def test_the_course_has_at_least_12_exercises_covering_the_syllabus():
+    assert len(EXERCISE_LIST) >= 12
+    used = {e.checker for e in EXERCISE_LIST}
+    for required in ["check_ratio", "check_surrogate", "check_categorical_kl", "check_sampled_kl",
+                     "check_fvp", "check_cg_two_steps", "check_step_scale", "check_gae"]:
+        assert required in used, required
+
+
+def test_make_tests_lesson_glob_does_not_collect_the_exercise_notebooks():
+    top_level = {p.resolve() for p in LESSONS.glob("*.ipynb")}
+    assert not any(p.resolve() in top_level for p in EXERCISES.glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("lesson", _converted(), ids=lambda p: p.stem)
+def test_restoring_the_solutions_gives_back_the_lesson(lesson):
+    """So the exercise notebook with solutions passes nbval exactly when the lesson does."""
+    exercise_nb = _load(EXERCISES / lesson.name)
+    assert ex.restore_solutions(exercise_nb, _load(lesson)) == _load(lesson)
+
+
+@pytest.mark.parametrize("lesson", _converted(), ids=lambda p: p.stem)
+def test_exercise_functions_are_used_only_by_check_cells_and_later_exercises(lesson):
+    """Otherwise a stub would break a lesson cell that is not a check (a traceback, not ✗)."""
+    nb = _load(lesson)
+    exs = ex.find_exercises(nb, lesson.name)
+    names = {n for e in exs for n in e.names}
+    allowed = {e.cell for e in exs} | {e.check_cell for e in exs}
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code" or i in allowed:
+            continue
+        used = {n.id for n in ast.walk(ast.parse(_code(cell))) if isinstance(n, ast.Name)}
+        assert not used & names, f"{lesson.name} cell {i} uses {used & names}"
+
+
+# ------------------------------------------------------------------------------------------
+# (b) solutions pass, (c) stubs fail: the check cell's checker call, run in-process
+# ------------------------------------------------------------------------------------------
+
+
+def _code(cell: dict) -> str:
+    """A code cell's source without IPython magics (none of the exercise cells has any)."""
+    return "\n".join(line for line in ex._source(cell).split("\n")
+                     if not line.lstrip().startswith(("%", "!")))
+
+
+@functools.cache
+def _imports(lesson: str) -> dict:
+    """The lesson's namespace as far as its imports go (every import of every code cell)."""
+    ns: dict = {}
+    for cell in _load(LESSONS / lesson)["cells"]:
+        if cell["cell_type"] == "code":
+            tree = ast.parse(_code(cell))
+            body = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+            exec(compile(ast.Module(body=body, type_ignores=[]), lesson, "exec"), ns)  # noqa: S102
+    return ns
+
+
+def _run_check(exercise: ex.Exercise, stubbed: bool) -> str:
+    """Define this exercise's (and earlier exercises') functions, run its checker call."""
+    nb = _load(LESSONS / exercise.lesson)
+    ns = dict(_imports(exercise.lesson))
+    for e in ex.find_exercises(nb, exercise.lesson):
+        if e.cell > exercise.cell:
+            break
+        code = ex.stub_block(e.solution)[0] if stubbed and e.cell == exercise.cell \
+            else e.solution
+        exec(compile(code, f"{e.lesson} cell {e.cell}", "exec"), ns)  # noqa: S102
+    tree = ast.parse(_code(nb["cells"][exercise.check_cell]))
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Name) and n.func.id == exercise.checker)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        result = eval(compile(ast.Expression(call), "check", "eval"), ns)
+    assert result is (out.getvalue().startswith(checks.PASS))
+    return out.getvalue()
+
+
+def _stored_output(exercise: ex.Exercise) -> str:
+    cell = _load(LESSONS / exercise.lesson)["cells"][exercise.check_cell]
+    return "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+
+
+@pytest.mark.parametrize("exercise", EXERCISE_LIST, ids=EXERCISE_IDS)
+def test_solution_prints_the_stored_pass_line(exercise):
+    stored = _stored_output(exercise)
+    assert stored.startswith(checks.PASS) and stored.count("\n") == 1, (
+        f"the check cell's stored output must be the checker's one pass line, got {stored!r}")
+    assert _run_check(exercise, stubbed=False) == stored
+
+
+@pytest.mark.parametrize("exercise", EXERCISE_LIST, ids=EXERCISE_IDS)
+def test_stub_prints_a_fail_line_with_its_hint(exercise):
+    line = _run_check(exercise, stubbed=True)
+    assert line.startswith(checks.FAIL) and line.count("\n") == 1
+    assert "your function raised NotImplementedError: hint: " in line
+    assert exercise.hints[0][:30] in line
+    assert line != _stored_output(exercise)
+
+
+@pytest.mark.parametrize("exercise", EXERCISE_LIST, ids=EXERCISE_IDS)
+def test_exercise_notebook_holds_the_stub_and_the_solutions_outputs(exercise):
+    built = _load(EXERCISES / exercise.lesson)
+    lesson = _load(LESSONS / exercise.lesson)
+    cell = built["cells"][exercise.cell + 1]  # + 1: the header cell
+    source = ex._source(cell)
+    assert ex.BEGIN not in source and "raise NotImplementedError(" in source
+    for name in exercise.names:
+        assert f"def {name}(" in source
+    assert built["cells"][exercise.check_cell + 1] == lesson["cells"][exercise.check_cell]
+
+
+# ------------------------------------------------------------------------------------------
+# (d) plausible wrong answers fail with a diagnosis; right answers pass
+# ------------------------------------------------------------------------------------------
+
+
+def _sg(x):
+    return jax.lax.stop_gradient(x)
+
+
+def _kl(p, q):
+    return categorical_kl(p, q)
+
+
+def _naive_kl(p, q):
+    pp, qq = jax.nn.softmax(p, axis=-1), jax.nn.softmax(q, axis=-1)
+    return jnp.sum(pp * (jnp.log(pp) - jnp.log(qq)), axis=-1)
+
+
+def _single_where_kl(p, q):
+    lp, lq = jax.nn.log_softmax(p, axis=-1), jax.nn.log_softmax(q, axis=-1)
+    pp = jnp.exp(lp)
+    return jnp.sum(jnp.where(pp > 0, pp * (lp - lq), 0.0), axis=-1)
+
+
+def _sampled_kl(key, old, new, n, *, sample_from_new=False, sign=1.0):
+    old_rep, new_rep = jnp.tile(old, (n, 1)), jnp.tile(new, (n, 1))
+    actions = jax.random.categorical(key, new_rep if sample_from_new else old_rep)
+    actions = actions.astype(jnp.int32)
+    log_ratio = categorical_log_prob(old_rep, actions) - categorical_log_prob(new_rep, actions)
+    return sign * jnp.mean(log_ratio)
+
+
+@functools.cache
+def _jitted_mean_kl(logits_fn):
+    return jax.jit(lambda p, q: jnp.mean(_kl(logits_fn(p), logits_fn(q))))
+
+
+def _radius(logits_fn, params, direction, target, *, reverse=False, normalise=True):
+    u = direction / jnp.linalg.norm(direction) if normalise else direction
+    mean_kl = _jitted_mean_kl(logits_fn)
+
+    def kl(r):
+        new = params + r * u
+        return float(mean_kl(new, params) if reverse else mean_kl(params, new))
+
+    lo, hi = 0.0, 1e-3
+    while kl(hi) < target:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if kl(mid) >= target else (mid, hi)
+    return hi
+
+
+def _gae(rewards, values, dones, last_value, gamma, lam, *, mask=True, bootstrap_mask=True):
+    advantages, next_value, next_adv = [], last_value, 0.0
+    for t in reversed(range(rewards.shape[0])):
+        keep = 1.0 - dones[t] if mask else 1.0
+        keep_v = 1.0 - dones[t] if bootstrap_mask else 1.0
+        delta = rewards[t] + gamma * keep_v * next_value - values[t]
+        next_adv = delta + gamma * lam * keep * next_adv
+        advantages.append(next_adv)
+        next_value = values[t]
+    return jnp.stack(advantages[::-1])
+
+
+def _cg(a, b, *, iters=2, update_residual=True, conjugate=True):
+    x, r, p = jnp.zeros_like(b), b, b
+    for _ in range(iters):
+        ap = a @ p
+        alpha = (r @ r) / (p @ ap)
+        x = x + alpha * p
+        r_new = r - alpha * ap if update_residual else r
+        beta = (r_new @ r_new) / (r @ r)
+        p = r_new + beta * p if conjugate else r_new
+        r = r_new
+    return x
+
+
+def _clipped(new, old, a, eps, *, stop=True):
+    r = jnp.exp(new - (_sg(old) if stop else old))
+    return jnp.mean(jnp.minimum(r * a, jnp.clip(r, 1.0 - eps, 1.0 + eps) * a))
+
+
+def _beta(beta, kl, target, *, down=0.5, up=2.0):
+    return beta * down if kl < target / 1.5 else (beta * up if kl > 1.5 * target else beta)
+
+
+# checker name → (right answer or None when a lesson's solution is the right answer,
+#                 [(wrong answer, words its fail line must contain)])
+CASES = {
+    "check_relative_l2": (lambda o, n: jnp.linalg.norm(n - o) / jnp.linalg.norm(o), [
+        (lambda o, n: jnp.linalg.norm(n - o), "absolute distance"),
+        (lambda o, n: jnp.linalg.norm(n - o) / jnp.linalg.norm(n), "divided by ‖θ_new‖"),
+        (lambda o, n: jnp.sum((n - o) ** 2) / jnp.sum(o ** 2), "sums of squares"),
+    ]),
+    "check_flipped_fraction": (
+        lambda o, n: jnp.mean(jnp.argmax(o, -1) != jnp.argmax(n, -1)), [
+            (lambda o, n: jnp.sum(jnp.argmax(o, -1) != jnp.argmax(n, -1)), "number of flipped"),
+            (lambda o, n: jnp.mean(jnp.argmax(o, -1) == jnp.argmax(n, -1)), "did NOT change"),
+            (lambda o, n: jnp.argmax(o, -1) != jnp.argmax(n, -1), "expected a scalar"),
+        ]),
+    "check_predict_alpha": (lambda a, k, t: a * math.sqrt(t / k), [
+        (lambda a, k, t: a * t / k, "square root"),
+        (lambda a, k, t: a * math.sqrt(k / t), "upside down"),
+    ]),
+    "check_gae": (_gae, [
+        (functools.partial(_gae, mask=False, bootstrap_mask=False), "no done mask"),
+        (functools.partial(_gae, mask=False), "not the recursion"),
+        (functools.partial(_gae, bootstrap_mask=False), "still bootstrap"),
+        (lambda r, v, d, lv, g, lam: _gae(r, v, d, 0.0, g, lam), "ignored last_value"),
+        (lambda r, v, d, lv, g, lam: _gae(r, v, d, lv, g, lam) + v, "λ-returns"),
+        (lambda r, v, d, lv, g, lam: _gae(r, v, d, lv, g, 1.0), "γλ"),
+        (lambda r, v, d, lv, g, lam: _gae(r, v, jnp.roll(d, 1).at[0].set(0.0), lv, g, lam),
+         "one step late"),
+        (lambda r, v, d, lv, g, lam: (_gae(r, v, d, lv, g, lam), r), "tuple"),
+    ]),
+    "check_categorical_kl": (_kl, [
+        (lambda p, q: _kl(q, p), "reversed"),
+        (_naive_kl, "nan or inf"),
+        (_single_where_kl, "gradient"),
+        (lambda p, q: jnp.sum(_kl(p, q)), "one KL per row"),
+        (lambda p, q: _kl(_sg(p), q), "gradient with respect to p_logits is wrong"),
+    ]),
+    "check_sampled_kl": (_sampled_kl, [
+        (lambda k, o, n_, n: _sampled_kl(k, n_, o, n), "KL(new‖old)"),
+        (functools.partial(_sampled_kl, sign=-1.0), "wrong sign"),
+        (functools.partial(_sampled_kl, sample_from_new=True), "new policy"),
+        (lambda k, o, n_, n: jnp.mean(_kl(o, n_)), "does not change with the key"),
+        (lambda k, o, n_, n: _sampled_kl(k, o, n_, n) * 2.0, "exact KL(old‖new)"),
+    ]),
+    "check_radius_for_kl": (_radius, [
+        (functools.partial(_radius, reverse=True), "KL(new‖old)"),
+        (functools.partial(_radius, normalise=False), "units of ‖direction‖"),
+    ]),
+    "check_ratio": (lambda n, o: jnp.exp(n - o), [
+        (lambda n, o: jnp.exp(o - n), "inverted"),
+        (lambda n, o: n - o, "log r"),
+        (lambda n, o: jnp.exp(n) / jnp.exp(o), "underflow"),
+        (lambda n, o: jnp.mean(jnp.exp(n - o)), "one ratio per sample"),
+    ]),
+    "check_surrogate": (lambda n, o, a: jnp.mean(jnp.exp(n - _sg(o)) * a), [
+        (lambda n, o, a: jnp.mean(jnp.exp(n - o) * a), "stop_gradient"),
+        (lambda n, o, a: jnp.mean(jnp.exp(o - n) * a), "inverted"),
+        (lambda n, o, a: jnp.sum(jnp.exp(n - _sg(o)) * a), "MEAN"),
+        (lambda n, o, a: jnp.mean((n - o) * a), "log r"),
+        (lambda n, o, a: jnp.exp(n - _sg(o)) * a, "one number"),
+    ]),
+    "check_clipped_term": (lambda r, a, e: jnp.minimum(r * a, jnp.clip(r, 1 - e, 1 + e) * a), [
+        (lambda r, a, e: a * jnp.minimum(r, 1 + e), "wrong side for A < 0"),
+        (lambda r, a, e: jnp.maximum(r * a, jnp.clip(r, 1 - e, 1 + e) * a), "max"),
+        (lambda r, a, e: jnp.clip(r, 1 - e, 1 + e) * a, "dropped the min"),
+        (lambda r, a, e: r * a, "never clip"),
+    ]),
+    "check_mean_kl": (lambda o, n: jnp.mean(_kl(o, n)), [
+        (lambda o, n: jnp.mean(_kl(n, o)), "KL(new‖old)"),
+        (lambda o, n: jnp.sum(_kl(o, n)), "summed"),
+        (lambda o, n: jnp.mean(_naive_kl(o, n)), "nan or inf"),
+        (lambda o, n: _kl(o, n), "MEAN over the states"),
+    ]),
+    "check_in_trust_region": (lambda o, n, d: bool(jnp.mean(_kl(o, n)) <= d), [
+        (lambda o, n, d: bool(jnp.mean(_kl(n, o)) <= d), "KL(new‖old)"),
+        (lambda o, n, d: bool(jnp.max(_kl(o, n)) <= d), "largest per-state KL"),
+        (lambda o, n, d: bool(jnp.sum(_kl(o, n)) <= d), "SUM"),
+        (lambda o, n, d: jnp.mean(_kl(o, n)), "True or False"),
+    ]),
+    "check_scale_to_boundary": (lambda s, f, d: s * jnp.sqrt(2 * d / (s @ f @ s)), [
+        (lambda s, f, d: s * jnp.sqrt(d / (s @ f @ s)), "dropped the 2"),
+        (lambda s, f, d: s * (2 * d / (s @ f @ s)), "square root"),
+        (lambda s, f, d: s * jnp.sqrt(2 * d / (s @ s)), "Euclidean length"),
+        (lambda s, f, d: jnp.sqrt(2 * d / (s @ f @ s)), "not the scale β"),
+    ]),
+    "check_fvp": (lambda k, p, v: jax.jvp(jax.grad(k), (p,), (v,))[1], [
+        (lambda k, p, v: jax.jvp(jax.grad(k), (p,), (v,))[0], "gradient of kl_fn"),
+        (lambda k, p, v: jax.jvp(jax.grad(k), (p,), (v,))[1] + 0.1 * v, "damping"),
+        (lambda k, p, v: jax.jvp(k, (p,), (v,))[1], "shape"),
+    ]),
+    "check_step_scale": (lambda d, f, delta: jnp.sqrt(2 * delta / jnp.vdot(d, f(d))), [
+        (lambda d, f, delta: jnp.sqrt(delta / jnp.vdot(d, f(d))), "dropped the 2"),
+        (lambda d, f, delta: jnp.sqrt(2 * delta / jnp.vdot(d, d)), "Euclidean length"),
+        (lambda d, f, delta: d * jnp.sqrt(2 * delta / jnp.vdot(d, f(d))), "scalar β"),
+    ]),
+    "check_cg_two_steps": (_cg, [
+        (functools.partial(_cg, update_residual=False), "residual is never updated"),
+        (functools.partial(_cg, conjugate=False), "steepest descent"),
+        (functools.partial(_cg, iters=1), "one CG iteration"),
+    ]),
+    "check_clipped_surrogate": (_clipped, [
+        (functools.partial(_clipped, stop=False), "stop_gradient"),
+        (lambda n, o, a, e: jnp.mean(a * jnp.minimum(jnp.exp(n - _sg(o)), 1 + e)),
+         "wrong side for A < 0"),
+        (lambda n, o, a, e: jnp.mean(jnp.maximum(
+            jnp.exp(n - _sg(o)) * a, jnp.clip(jnp.exp(n - _sg(o)), 1 - e, 1 + e) * a)), "max"),
+        (lambda n, o, a, e: _clipped(o, n, a, e), "inverted"),
+        (lambda n, o, a, e: jnp.mean(jnp.exp(n - _sg(o)) * a), "never clip"),
+        (lambda n, o, a, e: jnp.mean(jnp.clip(jnp.exp(n - _sg(o)), 1 - e, 1 + e) * a),
+         "dropped the min"),
+    ]),
+    "check_k3": (lambda n, o: jnp.mean(jnp.expm1(n - _sg(o)) - (n - _sg(o))), [
+        (lambda n, o: jnp.mean(jnp.expm1(n - o) - (n - o)), "stop_gradient"),
+        (lambda n, o: jnp.mean(jnp.exp(n - _sg(o)) - 1.0 - (n - _sg(o))), "expm1"),
+        (lambda n, o: jnp.mean(_sg(o) - n), "k1"),
+        (lambda n, o: jnp.mean(0.5 * (n - _sg(o)) ** 2), "k2"),
+        (lambda n, o: jnp.mean(jnp.expm1(_sg(o) - n) - (_sg(o) - n)), "reversed"),
+    ]),
+    "check_line_search_accept": (lambda k, i, d: k <= d and i > 0, [
+        (lambda k, i, d: k <= d, "makes the surrogate worse"),
+        (lambda k, i, d: k < d and i > 0, "exactly δ"),
+        (lambda k, i, d: k <= d and i >= 0, "exactly 0"),
+        (lambda k, i, d: not (k > d) and not (i <= 0), "NaN"),
+        (lambda k, i, d: float(k <= d and i > 0), "True or False"),
+    ]),
+    "check_adapt_beta": (_beta, [
+        (functools.partial(_beta, down=2.0, up=0.5), "wrong way"),
+        (lambda b, k, t: b / 2 if k < t else (b * 2 if k > t else b), "whenever the KL differs"),
+        (functools.partial(_beta, down=1 / 1.5, up=1.5), "halved or doubled"),
+    ]),
+    "check_diagnosis": ("b", [
+        ("a", "(a) is not it"),
+        ("d", "(d) is not it"),
+        (..., "no answer yet"),
+        ("z", "one of the letters"),
+    ]),
+}
+
+
+def _line(checker, answer) -> tuple[bool, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        ok = checker(answer)
+    text = out.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n"), f"not one line: {text!r}"
+    assert "Traceback" not in text
+    return ok, text.strip()
+
+
+def test_every_checker_has_wrong_answers():
+    assert set(CASES) == set(checks.CHECKERS)
+    assert all(len(wrongs) >= 2 for _, wrongs in CASES.values())
+
+
+WRONG = [(name, i) for name, (_, wrongs) in CASES.items() for i in range(len(wrongs))]
+
+
+@pytest.mark.parametrize(("name", "index"), WRONG, ids=[f"{n}-{i}" for n, i in WRONG])
+def test_a_plausible_wrong_answer_fails_with_its_diagnosis(name, index):
+    answer, words = CASES[name][1][index]
+    ok, line = _line(checks.CHECKERS[name], answer)
+    assert not ok and line.startswith(checks.FAIL), line
+    assert words in line, line
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_right_answer_passes(name):
+    ok, line = _line(checks.CHECKERS[name], CASES[name][0])
+    assert ok and line.startswith(checks.PASS), line
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - {"check_diagnosis"}))
+def test_an_exception_in_the_learners_code_is_one_line_not_a_traceback(name):
+    def broken(*args):
+        raise ValueError("boom\nsecond line")
+
+    ok, line = _line(checks.CHECKERS[name], broken)
+    assert not ok and line.endswith("your function raised ValueError: boom second line"), line
+    ok, line = _line(checks.CHECKERS[name], ...)
+    assert not ok and "not answered yet" in line
+
+
+def test_a_function_returning_none_is_told_to_return():
+    ok, line = _line(checks.check_ratio, lambda n, o: None)
+    assert not ok and "forget the `return`" in line
+
+
+def test_the_line_search_checker_agrees_with_the_library_line_search():
+    args = [(0.005, 0.1, 0.01), (0.02, 0.1, 0.01), (0.005, -0.1, 0.01), (0.005, 0.0, 0.01),
+            (0.01, 0.1, 0.01), (float("nan"), 0.1, 0.01), (0.005, float("nan"), 0.01)]
+    from course_lib import backtracking_line_search
+
+    for kl, imp, delta in args:
+        _, info = backtracking_line_search(
+            lambda p, imp=imp: jnp.where(p[0] > 0, jnp.float32(imp), 0.0),
+            lambda p, kl=kl: jnp.where(p[0] > 0, jnp.float32(kl), 0.0),
+            jnp.zeros(1), jnp.ones(1), delta, max_backtracks=1)
+        assert bool(info.accepted) == checks._accept(kl, imp, delta), (kl, imp, delta)
+
+
+# ------------------------------------------------------------------------------------------
+# The stub builder
+# ------------------------------------------------------------------------------------------
+
+
+SOLUTION = '''\
+import math
+
+@functools.lru_cache(maxsize=None)
+def scaled(x: float,
+           factor: float = 2.0,
+           *, name="x") -> float:
+    """Multiply x by factor."""
+    # HINT: multiply.
+    return x * factor
+
+def other(a, b=(1, 2)):  # a comment on the signature line
+    # HINT: add them,
+    # HINT: then stop.
+    return a + b[0]
+
+answer = "b"
+'''
+
+
+def test_a_stub_keeps_signatures_and_docstrings_and_raises_the_hint():
+    stub, names, hints = ex.stub_block("# HINT: for the answer.\n" + SOLUTION)
+    assert names == ("scaled", "other", "answer")
+    assert hints == ("multiply.", "add them, then stop.", "for the answer.")
+    ns = {"functools": functools}
+    exec(stub, ns)  # noqa: S102
+    sol = {"functools": functools}
+    exec(SOLUTION, sol)  # noqa: S102
+    for name in ("scaled", "other"):
+        assert inspect.signature(ns[name]) == inspect.signature(sol[name])
+        with pytest.raises(NotImplementedError, match="hint: "):
+            ns[name](1.0)
+    assert ns["scaled"].__wrapped__.__doc__ == "Multiply x by factor."
+    assert ns["answer"] is Ellipsis
+    assert "import math" in stub and "return" not in stub
+
+
+def test_a_long_hint_is_wrapped_without_changing_a_character():
+    hint = "loop backwards over t:   δ_t = r_t + γ·V(s_{t+1}) − V(s_t), \"quoted\" " * 4
+    stub, _, _ = ex.stub_block(f"def f(x):\n    # HINT: {hint}\n    return x\n")
+    assert max(len(line) for line in stub.split("\n")) <= 90
+    ns = {}
+    exec(stub, ns)  # noqa: S102
+    with pytest.raises(NotImplementedError) as err:
+        ns["f"](0)
+    assert str(err.value) == "hint: " + hint.strip()
+
+
+@pytest.mark.parametrize(("block", "words"), [
+    ("def f(x):\n    return x\n", "HINT"),
+    ("# HINT: h\nprint(1)\n", "not a Expr"),
+    ("# HINT: h\ndef f(:\n", "does not parse"),
+    ("# HINT: h\nimport math\n", "defines nothing"),
+])
+def test_a_bad_solution_block_is_refused_with_a_reason(block, words):
+    with pytest.raises(ex.ExerciseError, match=words):
+        ex.stub_block(block)
+
+
+def _mini_lesson(tmp_path: Path, solution: str, check_line: str) -> Path:
+    """A lesson with one exercise, its check cell storing ``check_line`` as output."""
+    def code(i, src, outputs=()):
+        return {"cell_type": "code", "execution_count": i, "id": f"c{i}", "metadata": {},
+                "outputs": list(outputs), "source": src.splitlines(keepends=True)}
+
+    nb = {"cells": [
+        {"cell_type": "markdown", "id": "m0", "metadata": {}, "source": ["# A lesson\n"]},
+        code(1, "import jax.numpy as jnp"),
+        code(2, "# BEGIN SOLUTION\n" + solution + "# END SOLUTION"),
+        code(3, "from course_lib.checks import check_ratio\n\n_ = check_ratio(my_ratio)",
+             [{"name": "stdout", "output_type": "stream", "text": [check_line]}]),
+    ], "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                   "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5}
+    lessons = tmp_path / "notebooks"
+    lessons.mkdir(exist_ok=True)
+    path = lessons / "01_mini.ipynb"
+    path.write_text(ex.render(nb), encoding="utf-8")
+    return path
+
+
+RATIO_SOLUTION = ("def my_ratio(logp_new, logp_old):\n"
+                  "    # HINT: one exp of a difference.\n"
+                  "    return jnp.exp(logp_new - logp_old)\n")
+
+
+def _pass_line() -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        checks.check_ratio(lambda n, o: jnp.exp(n - o))
+    return out.getvalue()
+
+
+# ------------------------------------------------------------------------------------------
+# (e) an edited exercise notebook survives a rebuild; --force overwrites it
+# ------------------------------------------------------------------------------------------
+
+
+def test_an_edited_exercise_notebook_survives_a_rebuild_and_force_overwrites_it(tmp_path,
+                                                                                capsys):
+    lessons = tmp_path / "notebooks"
+    lessons.mkdir()
+    shutil.copy(LESSONS / "03_ratio_and_surrogate.ipynb", lessons)
+    out = lessons / "exercises"
+    target = out / "03_ratio_and_surrogate.ipynb"
+    assert ex.main(["build", "--lesson-dir", str(lessons)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    fresh = target.read_bytes()
+    assert ex.main(["build", "--lesson-dir", str(lessons), "3"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert target.read_bytes() == fresh
+
+    # a learner answers exercise 1 (and saves the notebook with another indentation)
+    nb = json.loads(fresh)
+    cell = next(c for c in nb["cells"] if "def my_ratio" in ex._source(c))
+    cell["source"] = ["def my_ratio(logp_new, logp_old):\n",
+                      "    return jnp.exp(logp_new - logp_old)"]
+    edited = json.dumps(nb, indent=2, ensure_ascii=False).encode()
+    target.write_bytes(edited)
+    # ... and the lesson changes too
+    lesson = _load(lessons / "03_ratio_and_surrogate.ipynb")
+    lesson["cells"][0]["source"].append("\nA new sentence.")
+    (lessons / "03_ratio_and_surrogate.ipynb").write_text(ex.render(lesson), encoding="utf-8")
+
+    assert ex.main(["build", "--lesson-dir", str(lessons)]) == 0
+    printed = capsys.readouterr().out
+    assert "left alone" in printed and "03_ratio_and_surrogate.ipynb" in printed
+    assert target.read_bytes() == edited
+
+    assert ex.main(["build", "--force", "--lesson-dir", str(lessons)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert target.read_text(encoding="utf-8") == ex.render(
+        ex.build_notebook(lessons / "03_ratio_and_surrogate.ipynb")[0])
+
+
+def test_an_unedited_exercise_notebook_follows_its_lesson(tmp_path):
+    lesson = _mini_lesson(tmp_path, RATIO_SOLUTION, _pass_line())
+    out = tmp_path / "exercises"
+    assert [s for s, _ in ex.build(lesson_dir=lesson.parent, out_dir=out)] == ["wrote"]
+    nb = _load(lesson)
+    nb["cells"][0]["source"] = ["# A lesson, revised\n"]
+    lesson.write_text(ex.render(nb), encoding="utf-8")
+    assert [s for s, _ in ex.build(lesson_dir=lesson.parent, out_dir=out)] == ["wrote"]
+    assert "revised" in (out / lesson.name).read_text(encoding="utf-8")
+
+
+def test_a_lesson_whose_exercise_has_no_checker_is_skipped_and_reported(tmp_path, capsys):
+    lesson = _mini_lesson(tmp_path, RATIO_SOLUTION, _pass_line())
+    nb = _load(lesson)
+    nb["cells"][3]["source"] = ["assert my_ratio(0.0, 0.0) == 1.0"]
+    lesson.write_text(ex.render(nb), encoding="utf-8")
+    assert ex.main(["build", "--lesson-dir", str(lesson.parent)]) == 1
+    assert "must call a checker" in capsys.readouterr().out
+    with pytest.raises(ex.ExerciseError, match="must call a checker"):
+        ex.build(["01"], lesson_dir=lesson.parent, out_dir=tmp_path / "exercises")
+
+
+# ------------------------------------------------------------------------------------------
+# End to end: real nbval on built exercise notebooks
+# ------------------------------------------------------------------------------------------
+
+
+def _nbval(*paths: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-o", "addopts=",
+         "--rootdir", str(paths[0].parent), *ex.NBVAL_ARGS, *map(str, paths)],
+        capture_output=True, text=True, cwd=paths[0].parent, check=False, timeout=600)
+
+
+@pytest.mark.slow
+def test_nbval_passes_a_right_answer_and_fails_a_stub_or_a_wrong_answer(tmp_path):
+    lesson = _mini_lesson(tmp_path, RATIO_SOLUTION, _pass_line())
+    out = tmp_path / "exercises"
+    ex.build(lesson_dir=lesson.parent, out_dir=out)
+    stub = out / lesson.name
+    nb = _load(stub)
+    answer_id = next(c["id"] for c in nb["cells"] if "def my_ratio" in ex._source(c))
+    answered = {}
+    for name, body in [("right", "jnp.exp(logp_new - logp_old)"),
+                       ("inverted", "jnp.exp(logp_old - logp_new)")]:
+        copy_nb = copy.deepcopy(nb)
+        cell = next(c for c in copy_nb["cells"] if c["id"] == answer_id)
+        cell["source"] = [f"def my_ratio(logp_new, logp_old):\n    return {body}\n"]
+        answered[name] = out / f"{name}.ipynb"
+        answered[name].write_text(ex.render(copy_nb), encoding="utf-8")
+
+    run = _nbval(stub, answered["right"], answered["inverted"])
+    results = {p.stem: re.findall(rf"^{re.escape(p.stem)}\S*Cell \d+ (PASSED|FAILED)",
+                                  run.stdout, flags=re.MULTILINE)
+               for p in (stub, answered["right"], answered["inverted"])}
+    assert results == {stub.stem: ["PASSED", "PASSED", "FAILED"],  # only the check cell fails
+                       "right": ["PASSED", "PASSED", "PASSED"],
+                       "inverted": ["PASSED", "PASSED", "FAILED"]}, run.stdout[-3000:]
+    assert "✗ ratio: your function raised NotImplementedError: hint: one exp" in run.stdout
+    assert "✗ ratio: your ratio is inverted" in run.stdout
+
+
+@pytest.mark.slow
+def test_nbval_on_a_real_exercise_notebook_fails_at_the_check_cells_only():
+    """Lesson 03's exercise notebook as built: every cell passes but the three checks."""
+    path = EXERCISES / "03_ratio_and_surrogate.ipynb"
+    run = _nbval(path)
+    results = dict(re.findall(r"Cell (\d+) (PASSED|FAILED)", run.stdout))
+    code = [i for i, c in enumerate(_load(path)["cells"]) if c["cell_type"] == "code"]
+    checks_at = {str(code.index(e.check_cell + 1)) for e in EXERCISE_LIST
+                 if e.lesson == path.name}
+    assert len(checks_at) == 3 and len(results) == len(code), run.stdout[-3000:]
+    assert {n for n, r in results.items() if r == "FAILED"} == checks_at, run.stdout[-3000:]
+    for line in ("✗ ratio: your function raised NotImplementedError",
+                 "✗ surrogate: your function raised NotImplementedError",
+                 "✗ clipped term: your function raised NotImplementedError"):
+        assert line in run.stdout
