@@ -33,12 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib._validate import check_int_at_least, check_non_negative, check_rank
-from course_lib.advantages import gae_from_next_values
 from course_lib.config import TrainConfig
 from course_lib.envs import make_env
 from course_lib.networks import ActorCritic
 from course_lib.ppo import PPOHyper, adapt_beta, ppo_update
-from course_lib.rollout import Batch, normalise, policy_diagnostics
+from course_lib.rollout import Batch, policy_diagnostics
 from course_lib.surrogate import clipped_surrogate
 from course_lib.train import (
     JAX_ENV_IDS,
@@ -51,6 +50,8 @@ from course_lib.train import (
     _numbers,
     _prepare,
     _rollout,
+    learning_rate,
+    make_batch,
 )
 from course_lib.trpo_anatomy import SeedBand, final_return, nearest_index, seed_band
 
@@ -204,22 +205,8 @@ def training_batch(static: TrainConfig, num: dict, carry: Carry, it: jax.Array):
     learner = carry.learner._replace(key=key)
     _, traj, _, _ = _rollout(static, env, model, carry._replace(learner=learner), k_roll)
     _, k_update = jax.random.split(learner.key)
-    t, n = traj.rewards.shape
-    flat = lambda x: x.reshape((t * n,) + x.shape[2:])
-    v_params = learner.params.value
-    values = model.value(v_params, flat(traj.obs)).reshape(t, n)
-    next_values = model.value(v_params, flat(traj.final_obs)).reshape(t, n)
-    adv, returns = gae_from_next_values(
-        traj.rewards, values, next_values, traj.terminated.astype(jnp.float32),
-        traj.done.astype(jnp.float32), num["gamma"], num["gae_lambda"],
-    )
-    batch = Batch(
-        flat(traj.obs), flat(traj.actions), flat(traj.logp), jax.tree.map(flat, traj.dist),
-        flat(values), normalise(flat(adv), static.normalize_advantages == "batch"),
-        flat(returns),
-    )
-    frac = 1.0 - it.astype(jnp.float32) / static.iterations if static.anneal_lr else 1.0
-    return batch, num["lr"] * frac, k_update
+    batch = make_batch(static, num, model, learner.params.value, traj)
+    return batch, learning_rate(static, num, it), k_update
 
 
 def run_epochs(

@@ -262,6 +262,37 @@ def _rollout(static: TrainConfig, env: JaxEnv, model: ActorCritic, carry: Carry,
     return (env_state, obs, ep_return), traj, ret_sum, ep_count
 
 
+def make_batch(
+    static: TrainConfig, num: dict, model: ActorCritic, value_params: jax.Array,
+    traj: Trajectory,
+) -> Batch:
+    """Flatten a ``[T, N]`` trajectory into a :class:`Batch` with GAE advantages (bootstrapped
+    with V(final observation) where an episode was truncated), normalised per batch when the
+    config says so."""
+    t, n = traj.rewards.shape
+
+    def flat(x):
+        return x.reshape((t * n,) + x.shape[2:])
+
+    values = model.value(value_params, flat(traj.obs)).reshape(t, n)
+    next_values = model.value(value_params, flat(traj.final_obs)).reshape(t, n)
+    adv, returns = gae_from_next_values(
+        traj.rewards, values, next_values, traj.terminated.astype(jnp.float32),
+        traj.done.astype(jnp.float32), num["gamma"], num["gae_lambda"],
+    )
+    return Batch(
+        flat(traj.obs), flat(traj.actions), flat(traj.logp), jax.tree.map(flat, traj.dist),
+        flat(values), normalise(flat(adv), static.normalize_advantages == "batch"),
+        flat(returns),
+    )
+
+
+def learning_rate(static: TrainConfig, num: dict, it: jax.Array) -> jax.Array:
+    """``lr`` at iteration ``it``: decayed linearly to 0 over the run when ``anneal_lr``."""
+    frac = 1.0 - it.astype(jnp.float32) / static.iterations if static.anneal_lr else 1.0
+    return num["lr"] * frac
+
+
 def _learn(
     static: TrainConfig, num: dict, learner: Learner, traj: Trajectory,
     ret_sum: jax.Array, ep_count: jax.Array, it: jax.Array,
@@ -269,22 +300,9 @@ def _learn(
     """GAE, the algorithm's update and the diagnostics of one iteration."""
     model = _model(static)
     key, k_update = jax.random.split(learner.key)
-    t, n = traj.rewards.shape
-    flat = lambda x: x.reshape((t * n,) + x.shape[2:])
     v_params = learner.params.value
-    values = model.value(v_params, flat(traj.obs)).reshape(t, n)
-    next_values = model.value(v_params, flat(traj.final_obs)).reshape(t, n)
-    adv, returns = gae_from_next_values(
-        traj.rewards, values, next_values, traj.terminated.astype(jnp.float32),
-        traj.done.astype(jnp.float32), num["gamma"], num["gae_lambda"],
-    )
-    batch = Batch(
-        flat(traj.obs), flat(traj.actions), flat(traj.logp), jax.tree.map(flat, traj.dist),
-        flat(values), normalise(flat(adv), static.normalize_advantages == "batch"),
-        flat(returns),
-    )
-    frac = 1.0 - it.astype(jnp.float32) / static.iterations if static.anneal_lr else 1.0
-    lr = num["lr"] * frac
+    batch = make_batch(static, num, model, v_params, traj)
+    lr = learning_rate(static, num, it)
     beta = learner.beta
     if static.algo in ("ppo", "ppo_penalty"):
         penalty = static.algo == "ppo_penalty"
