@@ -24,7 +24,10 @@ the solution's stored output, the pass line, so ``pytest --nbval`` passes exactl
 learner's answers are right.
 
 Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_surrogate`,
-:func:`check_k3`, :func:`check_line_search_accept`, :func:`check_adapt_beta` and
+:func:`check_k3`, :func:`check_trust_region_scale`, :func:`check_line_search_accept`,
+:func:`check_accepted_k`, :func:`check_adapt_beta`, :func:`check_steps_to_solve`,
+:func:`check_seed_band`, :func:`check_solve_rate`, :func:`check_stop_after`,
+:func:`check_normalise`, :func:`check_broke_promise` and
 :func:`check_diagnosis`.
 """
 
@@ -54,7 +57,9 @@ __all__ = [
     "FAIL",
     "PASS",
     "Diagnosis",
+    "check_accepted_k",
     "check_adapt_beta",
+    "check_broke_promise",
     "check_categorical_kl",
     "check_cg_two_steps",
     "check_clipped_surrogate",
@@ -67,14 +72,20 @@ __all__ = [
     "check_k3",
     "check_line_search_accept",
     "check_mean_kl",
+    "check_normalise",
     "check_predict_alpha",
     "check_radius_for_kl",
     "check_ratio",
     "check_relative_l2",
     "check_sampled_kl",
     "check_scale_to_boundary",
+    "check_seed_band",
+    "check_solve_rate",
     "check_step_scale",
+    "check_steps_to_solve",
+    "check_stop_after",
     "check_surrogate",
+    "check_trust_region_scale",
 ]
 
 PASS = "✓"
@@ -1429,6 +1440,433 @@ def check_adapt_beta(fn: Callable) -> bool:
     return _verdict("adaptive β", fn, body)
 
 
+def check_trust_region_scale(fn: Callable) -> bool:
+    """``trust_region_scale(dFd, delta)`` → β = √(2δ / dᵀFd), the factor that takes the
+    direction d to the edge of the quadratic trust region ½ sᵀF s = δ."""
+
+    def body() -> str:
+        rng = np.random.default_rng(606)
+        cases = [_Case("dᵀFd = 2, δ = 0.01", (_f32(2.0), 0.01)),
+                 _Case("dᵀFd = 0.04, δ = 0.01 (a step to lengthen)", (_f32(0.04), 0.01)),
+                 _Case("dᵀFd = 1, δ = 0.5", (_f32(1.0), 0.5))]
+        for dfd, delta in zip(10.0 ** rng.uniform(-3, 3, 6), rng.choice([0.001, 0.01, 0.05, 0.1], 6),
+                              strict=True):
+            cases.append(_Case(f"dᵀFd = {dfd:.4g}, δ = {delta}", (_f32(dfd), float(delta))))
+        n64 = lambda x: float(np.asarray(x, np.float64))
+        _compare(fn, cases, lambda dfd, d: np.sqrt(2.0 * d / n64(dfd)), rtol=1e-5, atol=1e-9,
+                 shape_hint="β is one number",
+                 wrong=[
+                     (lambda dfd, d: np.sqrt(d / n64(dfd)),
+                      "you dropped the 2: the edge is ½ sᵀF s = δ, so β = √(2δ / dᵀFd)"),
+                     (lambda dfd, d: 2.0 * d / n64(dfd),
+                      "you forgot the square root: β²·dᵀFd = 2δ gives β = √(2δ / dᵀFd)"),
+                     (lambda dfd, d: np.sqrt(n64(dfd) / (2.0 * d)),
+                      "your β is upside down: √(dᵀFd / 2δ); β = √(2δ / dᵀFd)"),
+                     (lambda dfd, d: np.sqrt(2.0 * d) / n64(dfd),
+                      "dᵀFd belongs under the square root too: β = √(2δ / dᵀFd)"),
+                 ])
+        return f"correct on {len(cases)} cases"
+
+    return _verdict("trust-region scale", fn, body)
+
+
+def _first_accepted(kls: np.ndarray, imps: np.ndarray, delta: float) -> int:
+    for k, (kl, imp) in enumerate(zip(kls, imps, strict=True)):
+        if _accept(float(kl), float(imp), delta):
+            return k
+    return len(kls)
+
+
+def check_accepted_k(fn: Callable) -> bool:
+    """``accepted_k(kls, improvements, delta) -> int``: the first k whose step is accepted
+    (KL ≤ δ and improvement > 0), or ``len(kls)`` when none is."""
+
+    def body() -> str:
+        nan = float("nan")
+        raw = [
+            ("the full step is accepted", [0.005, 0.003, 0.002], [0.2, 0.15, 0.1], 0.01),
+            ("two backtracks", [0.05, 0.02, 0.008, 0.005, 0.003], [0.3, 0.25, 0.2, 0.15, 0.1], 0.01),
+            ("no step is acceptable", [0.5, 0.3, 0.2], [0.3, 0.2, 0.1], 0.01),
+            ("inside the region but worse, then better",
+             [0.009, 0.006, 0.004, 0.002], [-0.1, -0.02, 0.05, 0.04], 0.01),
+            ("KL exactly δ", [0.04, 0.01, 0.006], [0.3, 0.2, 0.1], 0.01),
+            ("a NaN KL first", [nan, 0.02, 0.004], [0.3, 0.2, 0.1], 0.01),
+            ("improvements that turn negative", [0.03, 0.01, 0.005, 0.002],
+             [0.2, 0.1, -0.05, 0.02], 0.01),
+            ("one fraction, acceptable", [0.001], [0.01], 0.01),
+            ("one fraction, rejected", [0.1], [0.01], 0.01),
+        ]
+        cases = [(label, np.asarray(k, np.float32), np.asarray(i, np.float32), d)
+                 for label, k, i, d in raw]
+
+        def verdict(rule) -> list[Any]:
+            return [rule(k, i, d) for _, k, i, d in cases]
+
+        got = []
+        for label, k, i, d in cases:
+            out = _call(fn, jnp.asarray(k), jnp.asarray(i), d)
+            if out is None:
+                raise _Wrong(f"your function returned None for {label} (did you forget the "
+                             "`return`?); when no step is acceptable return len(kls)")
+            arr = np.asarray(out)
+            if arr.shape != () or not np.issubdtype(arr.dtype, np.integer) and not (
+                    np.issubdtype(arr.dtype, np.floating) and float(arr).is_integer()):
+                raise _Wrong(f"return one whole number k, not {_describe_value(out)} of shape "
+                             f"{arr.shape}")
+            got.append(int(arr))
+        want = verdict(_first_accepted)
+        if got == want:
+            return f"correct on {len(cases)} cases"
+
+        def last(k, i, d):
+            ok = [j for j in range(len(k)) if _accept(float(k[j]), float(i[j]), d)]
+            return ok[-1] if ok else len(k)
+        candidates = [
+            (lambda k, i, d: -1 if (r := _first_accepted(k, i, d)) == len(k) else r,
+             "when no step is acceptable return len(kls) (TRPO keeps θ_old), not −1"),
+            (lambda k, i, d: 0 if (r := _first_accepted(k, i, d)) == len(k) else r,
+             ("when no step is acceptable, argmax of an all-False array is 0: return len(kls) "
+              "instead (TRPO keeps θ_old)")),
+            (lambda k, i, d: len(k) - 1 if (r := _first_accepted(k, i, d)) == len(k) else r,
+             "when no step is acceptable return len(kls), not the index of the last fraction"),
+            (lambda k, i, d: _first_accepted(k, i, d) + 1,
+             "your k is one too large: k counts backtracks, so the full step is k = 0"),
+            (last, "you returned the LAST acceptable k; TRPO stops at the FIRST"),
+            (lambda k, i, d: _first_accepted(k, np.ones_like(i), d),
+             "you ignore the improvement: a step must also improve the surrogate (> 0)"),
+            (lambda k, i, d: _first_accepted(np.zeros_like(k), i, d),
+             "you ignore the KL: a step must also stay inside the trust region (KL ≤ δ)"),
+        ]
+        for rule, message in candidates:
+            if got == verdict(rule):
+                raise _Wrong(message)
+        j = next(j for j, (g, w) in enumerate(zip(got, want, strict=True)) if g != w)
+        raise _Wrong(f"wrong for {cases[j][0]}: you said k = {got[j]}, expected {want[j]}")
+
+    return _verdict("accepted k", fn, body)
+
+
+def _first_steps(ret: np.ndarray, steps: np.ndarray, threshold: float, *, strict: bool = False,
+                 last: bool = False, index: bool = False, missing: Any = None) -> Any:
+    hits = [i for i, r in enumerate(ret) if (r > threshold if strict else r >= threshold)]
+    if not hits:
+        return missing
+    i = hits[-1] if last else hits[0]
+    return float(i) if index else float(steps[i])
+
+
+def check_steps_to_solve(fn: Callable) -> bool:
+    """``steps_to_solve(mean_return, env_steps, threshold)`` → the env steps of the first
+    iteration whose mean return is ≥ threshold (a float), or None if the curve never gets there."""
+
+    def body() -> str:
+        rng = np.random.default_rng(808)
+        steps = np.arange(1, 9) * 2048.0
+        raw = [
+            ("a curve that reaches the threshold exactly", [10, 300, 475, 500, 480, 500, 500, 500],
+             475.0),
+            ("a curve that never gets there", [10, 50, 120, 200, 260, 300, 350, 400], 475.0),
+            ("a curve that crosses, falls back and crosses again",
+             [100, 480, 300, 200, 490, 500, 500, 500], 475.0),
+            ("a curve solved at the first iteration", [500] * 8, 475.0),
+            ("a negative threshold (Pendulum)", [-1400, -1200, -900, -600, -300, -250, -240, -200],
+             -250.0),
+            ("a curve just below the threshold", [474.9] * 8, 475.0),
+        ]
+        for j in range(3):
+            curve = np.cumsum(rng.uniform(-20, 120, 8))
+            raw.append((f"a random curve #{j + 1}", curve, float(np.round(curve[4]))))
+        cases = [(label, np.asarray(r, np.float32), steps.astype(np.int64), t)
+                 for label, r, t in raw]
+
+        def outputs(rule) -> list[Any]:
+            return [rule(r, st, t) for _, r, st, t in cases]
+
+        got = []
+        for label, r, st, t in cases:
+            out = _call(fn, r, st, t)
+            if out is None:
+                got.append(None)
+                continue
+            arr = np.asarray(out)
+            if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
+                raise _Wrong(f"for {label} you returned {_describe_value(out)}; return one "
+                             "number of environment steps, or None")
+            got.append("nan" if np.isnan(float(arr)) else float(arr))
+        want = outputs(_first_steps)
+        if got == want:
+            return f"correct on {len(cases)} cases"
+        candidates = [
+            (functools.partial(_first_steps, strict=True),
+             "a return equal to the threshold counts: test mean_return >= threshold"),
+            (functools.partial(_first_steps, index=True),
+             "you returned the iteration's index; return env_steps at that iteration"),
+            (functools.partial(_first_steps, last=True),
+             "you returned the LAST iteration at or above the threshold; the FIRST one counts"),
+            (lambda r, st, t: _first_steps(r, np.concatenate([[0.0], st[:-1]]), t),
+             ("your steps are one iteration early: env_steps[i] are the steps taken after "
+              "iteration i")),
+        ]
+        for missing, word in [("nan", "nan"), (-1.0, "−1"), (0.0, "0"),
+                              (float(len(steps)), "len(mean_return)"),
+                              (float(steps[-1]), "the last env_steps")]:
+            candidates.append((functools.partial(_first_steps, missing=missing),
+                               f"a curve that never reaches the threshold must give None, not {word}"))
+        for rule, message in candidates:
+            if got == outputs(rule):
+                raise _Wrong(message)
+        j = next(j for j, (g, w) in enumerate(zip(got, want, strict=True)) if g != w)
+        raise _Wrong(f"wrong for {cases[j][0]}: you said {got[j]}, expected {want[j]}")
+
+    return _verdict("steps to solve", fn, body)
+
+
+def check_seed_band(fn: Callable) -> bool:
+    """``band(values [S, I])`` → ``(mean, lo, hi)``, each ``[I]``: the mean, minimum and maximum
+    over the seeds at each iteration."""
+
+    def body() -> str:
+        rng = np.random.default_rng(809)
+        cases = [np.array([[1.0, 5.0], [3.0, -1.0]]),
+                 rng.normal(200.0, 80.0, (5, 12)), rng.normal(-600.0, 300.0, (3, 7)),
+                 rng.normal(0.0, 1.0, (1, 4)), rng.normal(100.0, 10.0, (8, 3))]
+
+        def ref(v):
+            return v.mean(0), v.min(0), v.max(0)
+
+        wrongs = [
+            (lambda v: (v.mean(1), v.min(1), v.max(1)),
+             "you took the band over iterations (axis 1); take it over the seeds, axis 0"),
+            (lambda v: (v.mean(0), v.max(0), v.min(0)),
+             "lo and hi are swapped: return (mean, min, max)"),
+            (lambda v: (np.median(v, 0), v.min(0), v.max(0)),
+             "the middle curve is the MEAN over seeds, not the median"),
+            (lambda v: (v.mean(0), v.mean(0) - v.std(0), v.mean(0) + v.std(0)),
+             "that is mean ± one standard deviation; the band is the min and max over seeds"),
+            (lambda v: (v.mean(), v.min(), v.max()),
+             "you reduced over everything; return one value per iteration (axis 0 only)"),
+        ]
+        for k, v in enumerate(cases):
+            out = _call(fn, v.astype(np.float32))
+            if not isinstance(out, tuple | list) or len(out) != 3:
+                raise _Wrong(f"return three curves (mean, lo, hi), not {_describe_value(out)}")
+            got = [np.asarray(o, np.float64) for o in out]
+            want = ref(v)
+            if all(g.shape == w.shape and _close(g, w, 1e-5, 1e-4)
+                   for g, w in zip(got, want, strict=True)):
+                continue
+            for rule, message in wrongs:
+                alt = [np.asarray(a, np.float64) for a in rule(v)]
+                if all(g.shape == a.shape and _close(g, a, 1e-5, 1e-4)
+                       for g, a in zip(got, alt, strict=True)):
+                    raise _Wrong(message)
+            raise _Wrong(f"wrong for values of shape {v.shape}: expected mean {_fmt(want[0])}, "
+                         f"lo {_fmt(want[1])}, hi {_fmt(want[2])}" if v.size <= 4 else
+                         f"wrong for values of shape {v.shape} (case {k + 1})")
+        return f"correct on {len(cases)} cases"
+
+    return _verdict("seed band", fn, body)
+
+
+def check_solve_rate(fn: Callable) -> bool:
+    """``my_solve_rate(scores [S], threshold)`` → the fraction of seeds with score ≥ threshold."""
+
+    def body() -> str:
+        rng = np.random.default_rng(810)
+        raw = [([475.0, 474.0, 500.0, 100.0], 475.0, "a score equal to the threshold"),
+               ([-240.0, -260.0, -250.0], -250.0, "a negative threshold"),
+               ([10.0, 20.0, 30.0], 475.0, "no seed solves"),
+               ([500.0, 500.0], 475.0, "every seed solves")]
+        for n in (5, 8, 10):
+            sc = np.round(rng.uniform(300.0, 500.0, n))
+            raw.append((list(sc), float(sc[n // 2]), f"{n} random seeds"))
+        cases = [_Case(label, (np.asarray(sc, np.float32), t)) for sc, t, label in raw]
+        n64 = lambda x: np.asarray(x, np.float64)
+        _compare(fn, cases, lambda sc, t: np.mean(n64(sc) >= t), rtol=1e-6, atol=1e-9,
+                 shape_hint="the solve rate is one number between 0 and 1",
+                 wrong=[
+                     (lambda sc, t: np.mean(n64(sc) > t),
+                      "a score equal to the threshold counts as solved: use >="),
+                     (lambda sc, t: np.sum(n64(sc) >= t),
+                      "that is the number of seeds that solved; return the FRACTION (0 to 1)"),
+                     (lambda sc, t: 100.0 * np.mean(n64(sc) >= t),
+                      "that is a percentage; return the fraction, between 0 and 1"),
+                     (lambda sc, t: np.mean(n64(sc) < t),
+                      "that is the fraction that did NOT solve: count scores >= threshold"),
+                 ])
+        return f"correct on {len(cases)} cases"
+
+    return _verdict("solve rate", fn, body)
+
+
+def _epochs_run(trace: Sequence[float], target: float, *, strict: bool = True,
+                already_ran: bool = True) -> int:
+    for k, kl in enumerate(trace):
+        if (kl > target) if strict else (kl >= target):
+            return k + 1 if already_ran else k
+    return len(trace)
+
+
+def check_stop_after(fn: Callable) -> bool:
+    """``stop_after(kl_trace, target_kl) -> int``: the epochs run under KL early stopping (the
+    first epoch whose KL exceeds the target still runs; ``len(kl_trace)`` if none does)."""
+
+    def body() -> str:
+        raw = [([0.001, 0.004, 0.03, 0.2], 0.02), ([0.001, 0.002], 0.02), ([0.5], 0.02),
+               ([0.02, 0.021], 0.02), ([0.001, 0.02, 0.02, 0.5], 0.02),
+               ([0.002, 0.006, 0.011, 0.018, 0.026, 0.04, 0.05, 0.07, 0.09, 0.12], 0.01),
+               ([0.0005, 0.001, 0.0015, 0.002, 0.0025], 0.005), ([0.3, 0.01, 0.5], 0.1)]
+        cases = [(np.asarray(t, np.float32), float(np.float32(g))) for t, g in raw]
+
+        def outputs(rule) -> list[int]:
+            return [rule(t, g) for t, g in cases]
+
+        got = []
+        for t, g in cases:
+            out = _call(fn, t, g)
+            arr = np.asarray(out) if out is not None else None
+            if arr is None or arr.shape != () or not (
+                    np.issubdtype(arr.dtype, np.integer)
+                    or np.issubdtype(arr.dtype, np.floating) and float(arr).is_integer()):
+                raise _Wrong(f"return one whole number of epochs, not {_describe_value(out)}")
+            got.append(int(arr))
+        want = outputs(_epochs_run)
+        if got == want:
+            return f"correct on {len(cases)} cases"
+        candidates = [
+            (functools.partial(_epochs_run, already_ran=False),
+             "the epoch whose KL crossed the target has already run: count it (k + 1)"),
+            (functools.partial(_epochs_run, strict=False),
+             "a KL equal to the target does not exceed it: stop only when KL > target_kl"),
+            (lambda t, g: _epochs_run(t, g) if (t > g).any() else 0,
+             "when the KL never exceeds the target every epoch runs: return len(kl_trace)"),
+            (lambda t, g: _epochs_run(t, g) if (t > g).any() else -1,
+             "when the KL never exceeds the target every epoch runs: return len(kl_trace)"),
+            (lambda t, g: int(np.sum(t <= g)),
+             "you counted the epochs below the target; training stops at the FIRST crossing"),
+        ]
+        for rule, message in candidates:
+            if got == outputs(rule):
+                raise _Wrong(message)
+        j = next(j for j, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
+        raise _Wrong(f"wrong for kl_trace = {raw[j][0]}, target {raw[j][1]}: you said "
+                     f"{got[j]}, expected {want[j]}")
+
+    return _verdict("early stopping", fn, body)
+
+
+def check_normalise(fn: Callable) -> bool:
+    """``normalise(adv)`` → ``(adv − mean) / (std + 1e-8)`` over the whole batch."""
+
+    def body() -> str:
+        rng = np.random.default_rng(909)
+        cases = [_Case("advantages [1, 2, 3, 10]", (_f32([1.0, 2.0, 3.0, 10.0]),)),
+                 _Case("advantages in the hundreds", (_f32(100.0 * rng.normal(size=64) + 7.0),)),
+                 _Case("small advantages (std 0.01)", (_f32(0.01 * rng.normal(size=32) - 0.5),)),
+                 _Case("all-positive advantages", (_f32(rng.uniform(1.0, 5.0, 16)),)),
+                 _Case("a batch of one (std 0)", (_f32([3.0]),)),
+                 _Case("a [4, 8] batch", (_f32(rng.normal(2.0, 3.0, (4, 8))),))]
+        n64 = lambda x: np.asarray(x, np.float64)
+
+        def norm(x, centre=True, scale=True, ddof=0, axis=None):
+            x = n64(x)
+            m = x.mean(axis=axis, keepdims=axis is not None) if centre else 0.0
+            sd = x.std(axis=axis, ddof=ddof, keepdims=axis is not None) if scale else 1.0
+            return (x - m) / (sd + 1e-8)
+
+        _compare(fn, cases, lambda x: norm(x), rtol=1e-4, atol=1e-4,
+                 shape_hint="one normalised advantage per sample, same shape as adv",
+                 nan_hint="add 1e-8 to the standard deviation: a batch of one has std 0",
+                 wrong=[
+                     (lambda x: norm(x, centre=False),
+                      "you scaled but did not centre: subtract the mean first"),
+                     (lambda x: norm(x, scale=False),
+                      "you centred but did not scale: divide by (std + 1e-8)"),
+                     (lambda x: n64(x) / (np.abs(n64(x)).max() + 1e-8),
+                      "you divided by the largest |A|; divide by the standard deviation"),
+                     (lambda x: norm(x, axis=-1),
+                      "normalise over the whole batch, not row by row"),
+                 ])
+        return f"correct on {len(cases)} cases"
+
+    return _verdict("normalise", fn, body)
+
+
+def check_broke_promise(fn: Callable) -> bool:
+    """``broke_promise(before, after, gain, kl, delta)`` → bool array: gain > 0, KL ≤ δ and
+    after < 0.9·before."""
+
+    def body() -> str:
+        rng = np.random.default_rng(910)
+        n = 40
+        before = rng.uniform(50.0, 500.0, n)
+        after = before * rng.uniform(0.6, 1.2, n)
+        after[:3] = 0.9 * before[:3]          # exactly a 10 % drop: not broken
+        gain = rng.normal(0.02, 0.03, n)
+        gain[3:5] = 0.0                      # no gain: not a TRPO update
+        kl = rng.uniform(0.0, 0.02, n)
+        kl[5:8] = 0.01                       # exactly δ: inside the region
+        cases = [(100.0, np.array([80.0, 95.0, 80.0, 80.0, 89.0]),
+                  np.array([0.1, 0.1, -0.1, 0.1, 0.1]), np.array([0.005, 0.005, 0.005, 0.02, 0.01]),
+                  0.01),
+                 (before, after, gain, kl, 0.01),
+                 (200.0, np.array([150.0, 190.0, 170.0]), np.array([0.1, 0.1, 0.1]),
+                  np.array([0.04, 0.04, 0.06]), 0.05)]
+
+        def rule(before, after, gain, kl, delta, *, kl_ok=lambda k, d: k <= d,
+                 gain_ok=lambda g: g > 0, fell=lambda a, b: a < 0.9 * b):
+            b, a, g, k = (np.asarray(x, np.float64) for x in (before, after, gain, kl))
+            return gain_ok(g) & kl_ok(k, delta) & fell(a, b)
+
+        got = []
+        for c in cases:
+            out = _call(fn, *c)
+            arr = np.asarray(out) if out is not None else None
+            if arr is None or arr.dtype != np.bool_:
+                raise _Wrong("return a boolean array (one True/False per update), not "
+                             + (_describe_value(out) if arr is None else
+                                f"an array of dtype {arr.dtype}"))
+            if arr.shape != np.shape(c[1]):
+                raise _Wrong(f"return one True/False per update: expected shape "
+                             f"{np.shape(c[1])}, got {arr.shape}")
+            got.append(arr)
+
+        def same(r) -> bool:
+            return all(np.array_equal(g, r(*c)) for g, c in zip(got, cases, strict=True))
+
+        if same(rule):
+            return f"correct on {sum(len(c[1]) for c in cases)} updates"
+        candidates = [
+            (functools.partial(rule, kl_ok=lambda k, d: k < d),
+             "an update whose KL is exactly δ is inside the trust region: use kl <= delta"),
+            (functools.partial(rule, gain_ok=lambda g: g >= 0),
+             "a gain of exactly 0 is not an improvement: require gain > 0"),
+            (functools.partial(rule, fell=lambda a, b: a <= 0.9 * b),
+             "losing exactly 10 % is not MORE than 10 %: use after < 0.9 · before"),
+            (functools.partial(rule, fell=lambda a, b: a < b),
+             ("any drop counts in your answer; the promise is broken only when the return "
+              "fell by more than 10 % (after < 0.9 · before)")),
+            (functools.partial(rule, fell=lambda a, b: a < 0.1 * b),
+             ("you test after < 0.1 · before (a 90 % drop); more than 10 % lost is "
+              "after < 0.9 · before")),
+            (lambda b, a, g, k, d: rule(b, a, g, k, d, kl_ok=lambda k_, d_: k_ > d_),
+             "an update that broke the promise was INSIDE the trust region: kl <= delta"),
+            (lambda b, a, g, k, d: (np.asarray(k) <= d) & (np.asarray(a) < 0.9 * np.asarray(b)),
+             "you forgot the gain: TRPO also asks for a surrogate gain > 0"),
+            (lambda b, a, g, k, d: (np.asarray(g) > 0) & (np.asarray(a) < 0.9 * np.asarray(b)),
+             "you forgot the KL: TRPO also asks for a mean KL ≤ δ"),
+        ]
+        for r, message in candidates:
+            if same(r):
+                raise _Wrong(message)
+        return_ = next(i for i, (g, c) in enumerate(zip(got, cases, strict=True))
+                       if not np.array_equal(g, rule(*c)))
+        raise _Wrong(f"wrong on test batch {return_ + 1}: compare gain > 0, kl <= delta and "
+                     "after < 0.9 · before")
+
+    return _verdict("broken promise", fn, body)
+
+
 class Diagnosis(NamedTuple):
     """A multiple-choice "diagnose the broken run" question.
 
@@ -1467,6 +1905,27 @@ DIAGNOSES: dict[str, Diagnosis] = {
                  "PPO; it does not explain a KL that keeps growing",
             "d": "a weak critic makes advantages noisy and learning slow; the collapse follows "
                  "a KL that grew far beyond 0.01 per update",
+        },
+    ),
+    "kl_blowup": Diagnosis(
+        options={
+            "a": "The learning rate is too small.",
+            "b": "Many epochs on the same batch without the clip and without monitoring the KL.",
+            "c": "The advantages were not normalised.",
+            "d": "The discount γ is too low.",
+        },
+        answer="b",
+        why="a KL of 1–7 nats per update (TRPO's δ is 0.01) means each update walked far from "
+            "π_old, where the surrogate no longer predicts the return; keep the clip, 3–10 "
+            "epochs, and stop an update when its KL exceeds a target",
+        feedback={
+            "a": "a learning rate too small gives TINY updates (KL ≪ 0.01) and slow learning, "
+                 "not 1–7 nats per update and a collapse",
+            "c": "un-normalised advantages change the scale of every step, but the symptom here "
+                 "is updates that keep running epoch after epoch with nothing to stop them: the "
+                 "clip is off and nobody watches the KL",
+            "d": "γ shapes which rewards count; it does not make one update move the policy by "
+                 "1–7 nats",
         },
     ),
 }

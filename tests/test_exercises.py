@@ -29,6 +29,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from course_lib import checks
@@ -42,7 +43,7 @@ EXERCISES = LESSONS / "exercises"
 # Lessons whose exercises still use plain asserts (no `# HINT:` line, no checker call). The
 # builder skips them; remove a lesson from this set when its exercises are converted, then
 # run `make exercises` (test_pending_lessons_are_still_pending says when).
-NOT_YET_CONVERTED = {"06_trpo", "07_ppo_clip", "08_trpo_vs_ppo", "09_common_mistakes"}
+NOT_YET_CONVERTED: set[str] = set()
 
 
 def _converted() -> list[Path]:
@@ -133,9 +134,17 @@ def test_exercise_functions_are_used_only_by_check_cells_and_later_exercises(les
 
 
 def _code(cell: dict) -> str:
-    """A code cell's source without IPython magics (none of the exercise cells has any)."""
-    return "\n".join(line for line in ex._source(cell).split("\n")
-                     if not line.lstrip().startswith(("%", "!")))
+    """A code cell's source without IPython magics (none of the exercise cells has any).
+
+    A cell that parses as it is is kept whole: a line of it may start with ``%`` (the string
+    formatting operator continuing the line above), which is no magic."""
+    source = ex._source(cell)
+    try:
+        ast.parse(source)
+    except SyntaxError:
+        return "\n".join(line for line in source.split("\n")
+                         if not line.lstrip().startswith(("%", "!")))
+    return source
 
 
 @functools.cache
@@ -292,6 +301,28 @@ def _beta(beta, kl, target, *, down=0.5, up=2.0):
     return beta * down if kl < target / 1.5 else (beta * up if kl > 1.5 * target else beta)
 
 
+def _first_k(kls, imps, delta):
+    ok = np.asarray(jnp.isfinite(kls) & jnp.isfinite(imps) & (kls <= delta) & (imps > 0))
+    return int(np.argmax(ok)) if ok.any() else len(ok)
+
+
+def _steps_to_solve(ret, steps, threshold, *, strict=False):
+    for r, s in zip(np.asarray(ret), np.asarray(steps), strict=True):
+        if (r > threshold) if strict else (r >= threshold):
+            return float(s)
+    return None
+
+
+def _stop_after(trace, target):
+    over = np.flatnonzero(np.asarray(trace) > target)
+    return int(over[0]) + 1 if over.size else len(trace)
+
+
+def _broke(before, after, gain, kl, delta):
+    b, a, g, k = (np.asarray(x) for x in (before, after, gain, kl))
+    return (g > 0) & (k <= delta) & (a < 0.9 * b)
+
+
 # checker name → (right answer or None when a lesson's solution is the right answer,
 #                 [(wrong answer, words its fail line must contain)])
 CASES = {
@@ -409,6 +440,60 @@ CASES = {
         (lambda n, o: jnp.mean(0.5 * (n - _sg(o)) ** 2), "k2"),
         (lambda n, o: jnp.mean(jnp.expm1(_sg(o) - n) - (_sg(o) - n)), "reversed"),
     ]),
+    "check_trust_region_scale": (lambda dfd, d: jnp.sqrt(2.0 * d / dfd), [
+        (lambda dfd, d: jnp.sqrt(d / dfd), "dropped the 2"),
+        (lambda dfd, d: 2.0 * d / dfd, "square root"),
+        (lambda dfd, d: jnp.sqrt(dfd / (2.0 * d)), "upside down"),
+    ]),
+    "check_accepted_k": (_first_k, [
+        (lambda k, i, d: int(np.argmax(np.asarray((k <= d) & (i > 0)))),
+         "argmax of an all-False array"),
+        (lambda k, i, d: _first_k(k, i, d) + 1, "one too large"),
+        (lambda k, i, d: _first_k(k, jnp.ones_like(i), d), "ignore the improvement"),
+        (lambda k, i, d: int(h[-1]) if (h := np.flatnonzero((k <= d) & (i > 0))).size
+         else len(k), "LAST acceptable"),
+    ]),
+    "check_steps_to_solve": (_steps_to_solve, [
+        (lambda r, s, t: _steps_to_solve(r, s, t, strict=True), "equal to the threshold counts"),
+        (lambda r, s, t: float("nan") if (v := _steps_to_solve(r, s, t)) is None else v,
+         "must give None, not nan"),
+        (lambda r, s, t: float(h[0]) if (h := np.flatnonzero(np.asarray(r) >= t)).size
+         else None, "iteration's index"),
+    ]),
+    "check_seed_band": (lambda v: (v.mean(0), v.min(0), v.max(0)), [
+        (lambda v: (v.mean(1), v.min(1), v.max(1)), "axis 0"),
+        (lambda v: (v.mean(0), v.max(0), v.min(0)), "swapped"),
+        (lambda v: (np.median(v, 0), v.min(0), v.max(0)), "median"),
+    ]),
+    "check_solve_rate": (lambda sc, t: float(np.mean(np.asarray(sc) >= t)), [
+        (lambda sc, t: float(np.mean(np.asarray(sc) > t)), "use >="),
+        (lambda sc, t: int(np.sum(np.asarray(sc) >= t)), "FRACTION"),
+        (lambda sc, t: 100 * float(np.mean(np.asarray(sc) >= t)), "percentage"),
+    ]),
+    "check_stop_after": (_stop_after, [
+        (lambda t, g: _stop_after(t, g) - (1 if (np.asarray(t) > g).any() else 0),
+         "already run"),
+        (lambda t, g: int(o[0]) + 1 if (o := np.flatnonzero(np.asarray(t) >= g)).size
+         else len(t), "does not exceed"),
+        (lambda t, g: _stop_after(t, g) if (np.asarray(t) > g).any() else 0,
+         "return len(kl_trace)"),
+    ]),
+    "check_normalise": (lambda a: (a - a.mean()) / (a.std() + 1e-8), [
+        (lambda a: a / (a.std() + 1e-8), "did not centre"),
+        (lambda a: a - a.mean(), "did not scale"),
+        (lambda a: (a - a.mean()) / a.std(), "1e-8"),
+    ]),
+    "check_broke_promise": (_broke, [
+        (lambda b, a, g, k, d: (np.asarray(g) > 0) & (np.asarray(k) < d)
+         & (np.asarray(a) < 0.9 * np.asarray(b)), "exactly δ"),
+        (lambda b, a, g, k, d: (np.asarray(g) > 0) & (np.asarray(k) <= d)
+         & (np.asarray(a) < np.asarray(b)), "more than 10 %"),
+        (lambda b, a, g, k, d: (np.asarray(k) <= d) & (np.asarray(a) < 0.9 * np.asarray(b)),
+         "forgot the gain"),
+        (lambda b, a, g, k, d: ((np.asarray(g) > 0) & (np.asarray(k) <= d)
+                                & (np.asarray(a) < 0.9 * np.asarray(b))).astype(float),
+         "boolean array"),
+    ]),
     "check_line_search_accept": (lambda k, i, d: k <= d and i > 0, [
         (lambda k, i, d: k <= d, "makes the surrogate worse"),
         (lambda k, i, d: k < d and i > 0, "exactly δ"),
@@ -428,6 +513,14 @@ CASES = {
         ("z", "one of the letters"),
     ]),
 }
+
+
+def test_the_kl_blowup_diagnosis_of_lesson_09():
+    ok, line = _line(functools.partial(checks.check_diagnosis, question="kl_blowup"), "(b)")
+    assert ok and "(b) is right" in line, line
+    for wrong in "acd":
+        ok, line = _line(functools.partial(checks.check_diagnosis, question="kl_blowup"), wrong)
+        assert not ok and f"({wrong}) is not it" in line, line
 
 
 def _line(checker, answer) -> tuple[bool, str]:
