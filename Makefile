@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml
 	  echo "Creating $(VENV) with $$py"; \
 	  rm -rf $(VENV); "$$py" -m venv $(VENV); \
 	fi
-	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
-	set -o pipefail; $(PY) -m pip install --disable-pip-version-check -q -e '.[dev]' 2>&1 | grep -v 'is ignored: it is neither'
+	set -o pipefail; $(PY) -m pip install --disable-pip-version-check -q -e '.[dev]' 2>&1 \
+	  | { grep -v 'is ignored: it is neither' || true; }
 	@touch $(STAMP)
 
 setup: $(STAMP)
