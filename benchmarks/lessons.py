@@ -68,12 +68,16 @@ def _panels():
         "delta", [0.001, 0.1, 0.01, 0.1, 0.001], trained
     yield "06 trpo_live_panel (retrains)", W.trpo_live_panel, "delta", [
         0.003, 0.03, 0.01, 0.05, 0.002], 2 * trained
-    for extra in ("clip_panel", "epochs_panel"):
-        if hasattr(W, extra):
-            name = "eps" if extra == "clip_panel" else "epochs"
-            values = [0.1, 0.3, 0.05, 0.2, 0.4] if name == "eps" else [2, 5, 8, 3, 6]
-            yield f"{extra}", getattr(W, extra), name, values, (
-                analytic if extra == "clip_panel" else trained)
+    yield "07 clip_panel", W.clip_panel, "eps", [0.1, 0.3, 0.05, 0.2, 0.4], analytic
+    eps_values = [0.1, 0.2, 0.3]
+    eps_grid = train_many(TrainConfig(), seeds=range(2), eps=eps_values)
+    yield "07 ppo_eps_panel (reads a grid)", lambda: W.ppo_eps_panel(eps_grid, eps_values), \
+        "eps", [0.1, 0.3, 0.2, 0.1, 0.3], trained
+    by_algo = {"trpo": train_many(TrainConfig(algo="trpo"), seeds=range(2)),
+               "ppo": train_many(TrainConfig(), seeds=range(2))}
+    yield "08 compare_panel (reads runs)", lambda: W.compare_panel(by_algo), "iteration", [
+        5, 10, 20, 29, 15], trained
+    yield "09 epochs_panel", W.epochs_panel, "epochs", [2, 5, 8, 3, 6], trained
 
 
 def time_panels() -> None:
