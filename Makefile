@@ -7,19 +7,27 @@ STAMP := $(VENV)/.installed
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=300 \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg
 JOBS ?= auto
+# Jupyter refuses to run as root (a container, CI) unless told; a learner's account is not root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+LESSONS := $(basename $(notdir $(wildcard notebooks/[0-9]*.ipynb)))
 
-.PHONY: help setup lab test test-lib test-notebooks bench lint execute-notebooks exercises \
-	check-exercises clean
+.PHONY: help setup lab present test test-lib test-notebooks test-browser screenshots bench lint \
+	execute-notebooks exercises check-exercises clean
 
 help:
 	@echo "make lab    - set up .venv and open the course in JupyterLab"
-	@echo "make test   - set up .venv and run every test (library, slow learning tests, notebooks)"
+	@echo "make test   - set up .venv and run every test (library, slow learning tests, notebooks,"
+	@echo "              and the browser tests when chromium is installed)"
+	@echo "make present NB=07_ppo_clip - lecture mode: one lesson's widgets and figures in Voila, code hidden"
+	@echo "make test-browser - only the browser tests (JupyterLab and Voila in chromium)"
+	@echo "make screenshots  - rerun the browser tests and keep their screenshots in docs/screenshots"
 	@echo "make bench  - print speed figures (benchmarks/)"
 	@echo "make execute-notebooks - re-execute and store every lesson (after changing one)"
 	@echo "make exercises       - rebuild notebooks/exercises/ from the lessons (never overwrites your edits)"
 	@echo "make check-exercises - check your exercise answers (all notebooks, or LESSON=03)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml jupyter/overrides.json jupyter/jupyter_server_config.json \
+		scripts/install_lab_settings.py
 	@set -e; \
 	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	  py=$$(scripts/find_python.sh); \
@@ -28,12 +36,18 @@ $(STAMP): pyproject.toml
 	fi
 	set -o pipefail; $(PY) -m pip install --disable-pip-version-check -q -e '.[dev]' 2>&1 \
 	  | { grep -v 'is ignored: it is neither' || true; }
+	$(PY) scripts/install_lab_settings.py
 	@touch $(STAMP)
 
 setup: $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT)
+
+present: $(STAMP)
+	@if [ -z "$(filter $(NB),$(LESSONS))" ]; then \
+	  echo "make present: NB must name a lesson, got NB='$(NB)'. Lessons: $(LESSONS)" >&2; exit 2; fi
+	$(VENV)/bin/voila notebooks/$(NB).ipynb --Voila.ip=127.0.0.1 --strip_sources=True
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile tests notebooks/*.ipynb $(PYTEST_NBVAL)
@@ -43,6 +57,12 @@ test-lib: $(STAMP)
 
 test-notebooks: $(STAMP)
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile notebooks/*.ipynb $(PYTEST_NBVAL)
+
+test-browser: $(STAMP)
+	$(VENV)/bin/pytest tests/test_browser.py
+
+screenshots: $(STAMP)
+	SCREENSHOT_DIR=docs/screenshots $(VENV)/bin/pytest tests/test_browser.py
 
 bench: $(STAMP)
 	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
@@ -60,4 +80,4 @@ check-exercises: $(STAMP)
 	$(PY) -m course_lib.exercises check $(LESSON)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .cache
+	rm -rf $(VENV) .pytest_cache .cache build

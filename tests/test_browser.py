@@ -1,0 +1,292 @@
+"""The course in a real browser: lessons 03 and 07 in JupyterLab and lesson 07 in Voilà.
+
+Each test runs every cell of a copy of the lesson, moves sliders with the keyboard as a learner
+would, and checks that the readout and the figure now show what course_lib computes headless for
+the new slider values. Screenshots go to ``$SCREENSHOT_DIR`` (default ``build/screenshots``;
+``make screenshots`` writes the README's). Needs chromium (``apt install chromium``); without
+it the module is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from browser_support import (
+    ROOT,
+    chromium_page,
+    find_chromium,
+    html_text,
+    jupyter_server,
+    lab_argv,
+    processes_marked,
+    squash,
+    voila_argv,
+)
+
+CHROMIUM = find_chromium()
+if CHROMIUM is None and os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
+    raise RuntimeError("COURSE_REQUIRE_BROWSER=1 but chromium was not found (set CHROMIUM?)")
+if CHROMIUM is None:
+    pytest.skip("chromium not found: `apt install chromium` (or set CHROMIUM) to run the browser "
+                "tests", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "build" / "screenshots"))
+RUN_ALL_TIMEOUT_MS = 600_000
+WIDGET_TIMEOUT_MS = 60_000
+
+
+# ------------------------------------------------------------------------------------------
+# Fixtures
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A copy of the lessons: running them in the browser must not touch the committed ones."""
+    work = tmp_path_factory.mktemp("course")
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        shutil.copy(nb, work / nb.name)
+    return work
+
+
+@pytest.fixture(scope="module")
+def lab(workdir):
+    with jupyter_server(lambda port, token: lab_argv(workdir, port, token), workdir,
+                        "api/status") as server:
+        yield server
+
+
+@pytest.fixture
+def page(tmp_path):
+    with chromium_page(CHROMIUM, tmp_path / "profile") as page:
+        page.set_default_timeout(WIDGET_TIMEOUT_MS)
+        yield page
+
+
+# ------------------------------------------------------------------------------------------
+# Driving a panel
+# ------------------------------------------------------------------------------------------
+
+
+def panel_with_readout(page, text: str):
+    """The innermost widget box (a course_lib Panel) whose readout contains ``text``."""
+    boxes = page.locator(".widget-vbox").filter(
+        has=page.locator(".widget-html", has_text=text)
+    ).filter(has=page.locator(".widget-slider"))
+    boxes.last.wait_for(state="attached")
+    return boxes.last
+
+
+def slider(panel, description: str):
+    return panel.locator(".widget-slider").filter(
+        has=panel.page.locator(".widget-label", has_text=description)
+    )
+
+
+def move(panel, description: str, key: str, presses: int) -> None:
+    """Focus the slider's handle and press ``key`` ``presses`` times, as a learner would."""
+    handle = slider(panel, description).locator(".noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    for _ in range(presses):
+        handle.press(key)
+
+
+def readout_text(panel) -> str:
+    return squash(panel.locator(".widget-html-content").last.inner_text())
+
+
+def image_png(panel) -> bytes:
+    """The bytes behind the panel's figure, read back from the browser's ``<img>``."""
+    data = panel.locator("img").first.evaluate(
+        """async (img) => {
+            const buf = await (await fetch(img.src)).arrayBuffer();
+            let s = ''; for (const b of new Uint8Array(buf)) s += String.fromCharCode(b);
+            return btoa(s);
+        }"""
+    )
+    return base64.b64decode(data)
+
+
+def wait_for_readout(page, panel, expected_html: str) -> None:
+    """Wait until the readout shows ``expected_html``'s text; fail with both texts otherwise."""
+    expected = html_text(expected_html)
+    panel.scroll_into_view_if_needed()
+    try:
+        page.wait_for_function(
+            """([el, expected]) => el.innerText.replace(/\\s+/g, ' ').trim()
+                                     .replaceAll('\\u00a0', ' ').replace(/\\s+/g, ' ') === expected""",
+            arg=[panel.locator(".widget-html-content").last.element_handle(), expected],
+            timeout=WIDGET_TIMEOUT_MS,
+        )
+    except Exception:
+        assert readout_text(panel) == expected
+        raise
+
+
+def shot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return mpimg.imread(io.BytesIO(png), format="png")
+
+
+def assert_panel_shows(page, panel, headless) -> None:
+    """The browser's readout and figure become the headless panel's for the same values, the
+    figure pixel for pixel (the PNG bytes may differ in their metadata). The kernel sends the
+    readout before the image, so the image is polled until it matches or time runs out."""
+    wait_for_readout(page, panel, headless.readout.value)
+    expected = pixels(headless.png())
+    deadline = time.monotonic() + WIDGET_TIMEOUT_MS / 1000
+    while True:
+        shown = pixels(image_png(panel))
+        if shown.shape == expected.shape and np.array_equal(shown, expected):
+            return
+        if time.monotonic() > deadline:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            (SCREENSHOTS / "FAILED-figure-shown.png").write_bytes(image_png(panel))
+            (SCREENSHOTS / "FAILED-figure-expected.png").write_bytes(headless.png())
+            differ = np.mean(shown != expected) if shown.shape == expected.shape else 1.0
+            raise AssertionError(f"the figure never matched: {differ:.1%} of pixels differ")
+        page.wait_for_timeout(250)
+
+
+# ------------------------------------------------------------------------------------------
+# JupyterLab
+# ------------------------------------------------------------------------------------------
+
+
+def menu(page, *path: str) -> None:
+    for name in path:
+        page.get_by_role("menuitem", name=name, exact=True).click()
+
+
+def open_and_run_all(page, lab, notebook: str) -> None:
+    """Open a lesson, clear its stored outputs, run all cells and wait for the last one."""
+    page.goto(lab.url(f"lab/tree/{notebook}?reset"))  # reset: only this notebook open
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+        state="attached")
+    menu(page, "Edit", "Clear Outputs of All Cells")
+    page.wait_for_function("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                                    .every(p => !/\\d/.test(p.textContent))""")
+    menu(page, "Run", "Run All Cells")
+    try:
+        # Every code cell has a new execution count and none is queued or running.
+        page.wait_for_function(
+            """() => {
+                const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+            }""",
+            timeout=RUN_ALL_TIMEOUT_MS,
+        )
+    except Exception:
+        shot(page, f"FAILED-run-all-{Path(notebook).stem}")
+        raise
+    current_tab = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+    if current_tab.count():
+        current_tab.click()                        # fold the file browser: more room
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    assert [e for e in errors.all_text_contents() if "Traceback" in e or "Error" in e] == []
+
+
+def test_lesson_03_ratio_panel_follows_its_sliders(page, lab):
+    from course_lib.widgets.ratio import ratio_panel
+
+    open_and_run_all(page, lab, "03_ratio_and_surrogate.ipynb")
+    panel = panel_with_readout(page, "r = π_new / π_old")
+    start = ratio_panel(p_old=0.2, p_new=0.8, advantage=5.0, eps=0.2)
+    assert_panel_shows(page, panel, start)
+    before = image_png(panel)
+
+    # π_new 0.80 -> 0.50 (30 steps of 0.01), A +5 -> +3 (4 steps of 0.5), ε 0.20 -> 0.30.
+    move(panel, "p_new", "ArrowLeft", 30)
+    move(panel, "advantage", "ArrowLeft", 4)
+    move(panel, "eps", "ArrowRight", 10)
+    moved = ratio_panel(p_old=0.2, p_new=0.5, advantage=3.0, eps=0.3)
+    assert_panel_shows(page, panel, moved)
+    text = readout_text(panel)
+    assert "2.500" in text                         # r = 0.5 / 0.2
+    assert "3.900 (clipped: no gradient)" in text  # min(2.5·3, 1.3·3)
+    assert image_png(panel) != before
+    panel.scroll_into_view_if_needed()
+    shot(page, "lab_03_ratio_panel")
+
+
+def test_lesson_07_clip_panel_follows_eps(page, lab):
+    from course_lib.widgets.clip import clip_panel
+
+    open_and_run_all(page, lab, "07_ppo_clip.ipynb")
+    panel = panel_with_readout(page, "clip interval")
+    assert_panel_shows(page, panel, clip_panel(eps=0.2))
+    before = image_png(panel)
+
+    move(panel, "eps", "ArrowRight", 15)           # ε 0.20 -> 0.35
+    moved = clip_panel(eps=0.35)
+    assert_panel_shows(page, panel, moved)
+    assert "[0.65, 1.35]" in readout_text(panel)
+    assert image_png(panel) != before
+    panel.scroll_into_view_if_needed()
+    shot(page, "lab_07_clip_panel")
+
+
+def test_a_failing_test_still_stops_the_server_and_its_kernels(workdir):
+    started = None
+    with pytest.raises(RuntimeError, match="a failing test"):
+        with jupyter_server(lambda port, token: lab_argv(workdir, port, token), workdir,
+                            "api/status") as server:
+            request = urllib.request.Request(server.url("api/kernels"), data=b"{}", method="POST")
+            with urllib.request.urlopen(request) as r:
+                assert r.status == 201
+            started = server.processes()
+            raise RuntimeError("a failing test")
+    assert len(started) >= 2                       # the server and its kernel
+    assert processes_marked(server.token) == []
+
+
+def test_lab_shows_no_news_or_update_pop_up(page, lab):
+    page.goto(lab.url("lab/tree/00_start_here.ipynb?reset"))
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+        state="attached")
+    page.wait_for_timeout(3000)
+    assert page.locator(".jp-toast-message, .Toastify__toast").all_inner_texts() == []
+
+
+# ------------------------------------------------------------------------------------------
+# Voilà (make present)
+# ------------------------------------------------------------------------------------------
+
+
+def test_voila_lesson_07_hides_code_and_its_clip_panel_follows_eps(page, workdir):
+    from course_lib.widgets.clip import clip_panel
+
+    notebook = workdir / "07_ppo_clip.ipynb"
+    with jupyter_server(lambda port, token: voila_argv(notebook, port, token), workdir,
+                        "voila/static/voila.js") as voila:
+        page.goto(voila.url(""), timeout=RUN_ALL_TIMEOUT_MS)
+        panel = panel_with_readout(page, "clip interval")
+        assert_panel_shows(page, panel, clip_panel(eps=0.2))
+        assert "from course_lib" not in page.locator("body").inner_text()
+
+        move(panel, "eps", "ArrowLeft", 10)       # ε 0.20 -> 0.10
+        assert_panel_shows(page, panel, clip_panel(eps=0.1))
+        assert "[0.90, 1.10]" in readout_text(panel)
+        panel.scroll_into_view_if_needed()
+        shot(page, "voila_07_clip_panel")
