@@ -47,7 +47,7 @@ lab: $(STAMP)
 present: $(STAMP)
 	@if [ -z "$(filter $(NB),$(LESSONS))" ]; then \
 	  echo "make present: NB must name a lesson, got NB='$(NB)'. Lessons: $(LESSONS)" >&2; exit 2; fi
-	$(VENV)/bin/voila notebooks/$(NB).ipynb --Voila.ip=127.0.0.1 --strip_sources=True
+	$(VENV)/bin/voila notebooks/$(NB).ipynb --Voila.ip=127.0.0.1 --strip_sources=True $(VOILA_ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile tests notebooks/*.ipynb $(PYTEST_NBVAL)
@@ -68,7 +68,7 @@ bench: $(STAMP)
 	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check course_lib tests benchmarks
+	$(VENV)/bin/ruff check course_lib tests benchmarks scripts
 
 execute-notebooks: $(STAMP)
 	$(PY) scripts/execute_notebooks.py notebooks/*.ipynb

@@ -52,20 +52,29 @@ MARKER_VARIABLE = "COURSE_BROWSER_TEST_SERVER"
 """Set in each server's environment, which its kernels inherit: teardown finds them all by it."""
 
 
-def processes_marked(marker: str) -> list[int]:
-    """PIDs whose environment has ``MARKER_VARIABLE=marker``."""
-    needle = f"{MARKER_VARIABLE}={marker}".encode()
+def _processes_whose(part: str, needle: bytes) -> list[int]:
+    """PIDs (other than this one) whose /proc/PID/``part`` (NUL-separated) has ``needle``."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
+            fields = (entry / part).read_bytes().split(b"\0")
         except OSError:
             continue
-        if needle in environ:
+        if any(needle in field for field in fields):
             pids.append(int(entry.name))
     return pids
+
+
+def processes_marked(marker: str) -> list[int]:
+    """PIDs whose environment has ``MARKER_VARIABLE=marker``."""
+    return _processes_whose("environ", f"{MARKER_VARIABLE}={marker}".encode())
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs with ``text`` in an argument of their command line."""
+    return _processes_whose("cmdline", text.encode())
 
 
 def _stop(proc: subprocess.Popen, marker: str) -> None:
@@ -109,30 +118,31 @@ def lab_argv(workdir: Path, port: int, token: str) -> list[str]:
             *(["--allow-root"] if os.geteuid() == 0 else [])]
 
 
-def voila_argv(notebook: Path, port: int, token: str) -> list[str]:
-    """``voila`` serving one notebook the way ``make present`` does."""
-    return [str(BIN / "voila"), str(notebook), "--no-browser", "--Voila.ip=127.0.0.1",
-            f"--Voila.port={port}", "--Voila.port_retries=0", f"--token={token}"]
+def present_argv(lesson: str, port: int, token: str) -> list[str]:
+    """``make present NB=lesson``, the lecture mode, on a given port with a given token."""
+    flags = f"--no-browser --Voila.port={port} --Voila.port_retries=0 --token={token}"
+    return ["make", "-s", "--no-print-directory", "-C", str(ROOT), "present", f"NB={lesson}",
+            f"VOILA_ARGS={flags}"]
 
 
 @contextlib.contextmanager
-def jupyter_server(make_argv, workdir: Path, ready_path: str,
+def jupyter_server(make_argv, ready_path: str, home: Path, cwd: Path = ROOT,
                    timeout: float = 120.0) -> Iterator[Server]:
-    """Run ``make_argv(port, token)`` in ``workdir`` with a free port and a random token; yield
-    once ``ready_path`` answers 200; stop it and every kernel it started on exit."""
+    """Run ``make_argv(port, token)`` in ``cwd`` with a free port and a random token; yield once
+    ``ready_path`` answers 200; stop it and every kernel it started on exit. ``home`` (a fresh
+    directory) receives its log, Jupyter config, runtime files, settings and workspaces."""
     port, token = free_port(), secrets.token_hex(16)
     # The user's Jupyter config, JupyterLab settings and saved workspaces stay out of it (and
     # untouched): each server starts as a learner's first launch does.
-    home = workdir.parent / f"{workdir.name}-jupyter-{port}"
     env = dict(os.environ, PYTHONUNBUFFERED="1", JUPYTER_CONFIG_DIR=str(home / "config"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), **{MARKER_VARIABLE: token})
     argv = make_argv(port, token)
-    log_path = home / f"{Path(argv[0]).name}.log"
-    home.mkdir(parents=True)
+    log_path = home / "server.log"
+    home.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
-        proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}", token, log_path)
     try:
@@ -155,19 +165,27 @@ def jupyter_server(make_argv, workdir: Path, ready_path: str,
 
 
 @contextlib.contextmanager
-def chromium_page(chromium: str, profile: Path, viewport=(1400, 1000)):
-    """A playwright page in a fresh chromium profile; the browser is closed on exit."""
+def chromium_page(chromium: str, profile: Path, viewport=(1200, 950)):
+    """A playwright page in a fresh chromium profile; on exit the browser is closed and any of
+    its processes still alive are killed."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=chromium, headless=True, args=list(CHROMIUM_FLAGS),
-            viewport={"width": viewport[0], "height": viewport[1]},
-        )
-        try:
-            yield context.pages[0] if context.pages else context.new_page()
-        finally:
-            context.close()
+    marker = secrets.token_hex(16)
+    try:
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(profile), executable_path=chromium, headless=True,
+                args=list(CHROMIUM_FLAGS), env={**os.environ, MARKER_VARIABLE: marker},
+                viewport={"width": viewport[0], "height": viewport[1]},
+            )
+            try:
+                yield context.pages[0] if context.pages else context.new_page()
+            finally:
+                context.close()
+    finally:
+        for pid in processes_marked(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def html_text(fragment: str) -> str:

@@ -20,7 +20,6 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
-
 from browser_support import (
     ROOT,
     chromium_page,
@@ -28,9 +27,10 @@ from browser_support import (
     html_text,
     jupyter_server,
     lab_argv,
+    present_argv,
     processes_marked,
+    processes_mentioning,
     squash,
-    voila_argv,
 )
 
 CHROMIUM = find_chromium()
@@ -62,9 +62,9 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lab(workdir):
-    with jupyter_server(lambda port, token: lab_argv(workdir, port, token), workdir,
-                        "api/status") as server:
+def lab(workdir, tmp_path_factory):
+    with jupyter_server(lambda port, token: lab_argv(workdir, port, token), "api/status",
+                        home=tmp_path_factory.mktemp("lab-home")) as server:
         yield server
 
 
@@ -202,6 +202,10 @@ def open_and_run_all(page, lab, notebook: str) -> None:
     current_tab = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
     if current_tab.count():
         current_tab.click()                        # fold the file browser: more room
+    assert_no_tracebacks(page)
+
+
+def assert_no_tracebacks(page) -> None:
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     assert [e for e in errors.all_text_contents() if "Traceback" in e or "Error" in e] == []
 
@@ -215,15 +219,17 @@ def test_lesson_03_ratio_panel_follows_its_sliders(page, lab):
     assert_panel_shows(page, panel, start)
     before = image_png(panel)
 
-    # π_new 0.80 -> 0.50 (30 steps of 0.01), A +5 -> +3 (4 steps of 0.5), ε 0.20 -> 0.30.
+    # π_old 0.20 -> 0.25 and π_new 0.80 -> 0.50 (steps of 0.01), A +5 -> +3 (steps of 0.5),
+    # ε 0.20 -> 0.30.
+    move(panel, "p_old", "ArrowRight", 5)
     move(panel, "p_new", "ArrowLeft", 30)
     move(panel, "advantage", "ArrowLeft", 4)
     move(panel, "eps", "ArrowRight", 10)
-    moved = ratio_panel(p_old=0.2, p_new=0.5, advantage=3.0, eps=0.3)
+    moved = ratio_panel(p_old=0.25, p_new=0.5, advantage=3.0, eps=0.3)
     assert_panel_shows(page, panel, moved)
     text = readout_text(panel)
-    assert "2.500" in text                         # r = 0.5 / 0.2
-    assert "3.900 (clipped: no gradient)" in text  # min(2.5·3, 1.3·3)
+    assert "2.000" in text                         # r = 0.5 / 0.25
+    assert "3.900 (clipped: no gradient)" in text  # min(2·3, 1.3·3)
     assert image_png(panel) != before
     panel.scroll_into_view_if_needed()
     shot(page, "lab_03_ratio_panel")
@@ -246,18 +252,28 @@ def test_lesson_07_clip_panel_follows_eps(page, lab):
     shot(page, "lab_07_clip_panel")
 
 
-def test_a_failing_test_still_stops_the_server_and_its_kernels(workdir):
+def test_a_failing_test_still_stops_the_server_and_its_kernels(workdir, tmp_path):
     started = None
-    with pytest.raises(RuntimeError, match="a failing test"):
-        with jupyter_server(lambda port, token: lab_argv(workdir, port, token), workdir,
-                            "api/status") as server:
-            request = urllib.request.Request(server.url("api/kernels"), data=b"{}", method="POST")
-            with urllib.request.urlopen(request) as r:
-                assert r.status == 201
-            started = server.processes()
-            raise RuntimeError("a failing test")
+    with (
+        pytest.raises(RuntimeError, match="a failing test"),
+        jupyter_server(lambda port, token: lab_argv(workdir, port, token), "api/status",
+                       home=tmp_path) as server,
+    ):
+        request = urllib.request.Request(server.url("api/kernels"), data=b"{}", method="POST")
+        with urllib.request.urlopen(request) as r:
+            assert r.status == 201
+        started = server.processes()
+        raise RuntimeError("a failing test")
     assert len(started) >= 2                       # the server and its kernel
     assert processes_marked(server.token) == []
+
+
+def test_a_failing_test_still_closes_the_browser(tmp_path):
+    profile = tmp_path / "profile"
+    with pytest.raises(RuntimeError, match="a failing test"), chromium_page(CHROMIUM, profile):
+        assert processes_mentioning(str(profile)), "chromium runs with this profile"
+        raise RuntimeError("a failing test")
+    assert processes_mentioning(str(profile)) == []
 
 
 def test_lab_shows_no_news_or_update_pop_up(page, lab):
@@ -274,16 +290,20 @@ def test_lab_shows_no_news_or_update_pop_up(page, lab):
 # ------------------------------------------------------------------------------------------
 
 
-def test_voila_lesson_07_hides_code_and_its_clip_panel_follows_eps(page, workdir):
+def test_make_present_serves_lesson_07_without_code_and_its_clip_panel_follows_eps(page,
+                                                                                  tmp_path):
     from course_lib.widgets.clip import clip_panel
 
-    notebook = workdir / "07_ppo_clip.ipynb"
-    with jupyter_server(lambda port, token: voila_argv(notebook, port, token), workdir,
-                        "voila/static/voila.js") as voila:
+    with jupyter_server(lambda port, token: present_argv("07_ppo_clip", port, token),
+                        "voila/static/voila.js", home=tmp_path / "voila") as voila:
         page.goto(voila.url(""), timeout=RUN_ALL_TIMEOUT_MS)
         panel = panel_with_readout(page, "clip interval")
         assert_panel_shows(page, panel, clip_panel(eps=0.2))
-        assert "from course_lib" not in page.locator("body").inner_text()
+        assert_no_tracebacks(page)
+        text = page.locator("body").inner_text()
+        assert "clip interval" in text             # the page is there, its code is not:
+        assert "from course_lib" not in text and "clip_panel(eps=EPS)" not in text
+        assert page.locator(".jp-InputArea-editor, .cm-editor").count() == 0
 
         move(panel, "eps", "ArrowLeft", 10)       # ε 0.20 -> 0.10
         assert_panel_shows(page, panel, clip_panel(eps=0.1))

@@ -8,11 +8,9 @@ import re
 import shutil
 import tomllib
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
-
 from browser_support import ROOT, jupyter_server, lab_argv
 
 
@@ -25,8 +23,8 @@ def _get(server, path: str) -> str:
 def lab(tmp_path_factory):
     work = tmp_path_factory.mktemp("lab")
     shutil.copy(ROOT / "notebooks" / "00_start_here.ipynb", work)
-    with jupyter_server(lambda port, token: lab_argv(work, port, token), work,
-                        "api/status") as server:
+    with jupyter_server(lambda port, token: lab_argv(work, port, token), "api/status",
+                        home=tmp_path_factory.mktemp("lab-home")) as server:
         yield server
 
 
@@ -40,7 +38,7 @@ def test_lab_front_end_never_fetches_news_nor_checks_for_updates(lab):
 def test_lab_server_has_no_news_feed_and_no_update_checker(lab):
     page = _get(lab, "lab")
     config = json.loads(re.search(
-        r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S
+        r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.DOTALL
     ).group(1))
     assert config["news"] == {"disabled": True}
     assert json.loads(_get(lab, "lab/api/update")) == {"notification": None}

@@ -64,7 +64,8 @@ def test_find_python_rejects_a_python_that_is_too_old(tmp_path):
     old.chmod(0o755)
     proc = subprocess.run(
         ["bash", str(ROOT / "scripts/find_python.sh")],
-        capture_output=True, text=True, env={"PYTHON": str(old), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=False,
+        env={"PYTHON": str(old), "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode != 0
     assert "PYTHON=" in proc.stderr
@@ -74,7 +75,7 @@ def test_find_python_without_any_candidate_names_the_conda_route(tmp_path):
     (tmp_path / "cat").symlink_to("/bin/cat")
     proc = subprocess.run(
         ["/bin/bash", str(ROOT / "scripts/find_python.sh")],
-        capture_output=True, text=True,
+        capture_output=True, text=True, check=False,
         env={"PATH": str(tmp_path), "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path)},
     )
     assert proc.returncode != 0

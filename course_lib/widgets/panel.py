@@ -49,7 +49,9 @@ class Panel:
         # and the panel must look the same in a kernel, in Voilà and headless.
         self.figure = Figure(figsize=figsize, dpi=dpi, layout=layout, facecolor="white")
         self.readout = W.HTML()
-        self.image = W.Image(format="png")
+        # Shown at its own pixel size (no blurry upscaling), narrower when the page is.
+        width = f"{round(figsize[0] * dpi)}px"
+        self.image = W.Image(format="png", layout=W.Layout(width=width, max_width="100%"))
         self._draw = draw
         self._lock = threading.RLock()
         self._dpi = dpi
