@@ -9,6 +9,7 @@ PYTEST_NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=300 \
 JOBS ?= auto
 # Jupyter refuses to run as root (a container, CI) unless told; a learner's account is not root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+NOTEBOOK_DIR ?= notebooks
 LESSONS := $(basename $(notdir $(wildcard notebooks/[0-9]*.ipynb)))
 
 .PHONY: help setup lab present test test-lib test-notebooks test-browser screenshots bench lint \
@@ -42,7 +43,8 @@ $(STAMP): pyproject.toml jupyter/overrides.json jupyter/jupyter_server_config.js
 setup: $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT)
+	$(VENV)/bin/jupyter lab --notebook-dir=$(NOTEBOOK_DIR) --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT) \
+	  $(LAB_ARGS)
 
 present: $(STAMP)
 	@if [ -z "$(filter $(NB),$(LESSONS))" ]; then \

@@ -1,6 +1,7 @@
-"""Servers and a browser for the browser tests: JupyterLab or Voilà on 127.0.0.1 with a random
-port and token, Debian's chromium driven by the ``playwright`` package, and teardown that stops
-every process a server started (its kernels included) even when a test fails.
+"""Servers and a browser for the browser tests: the README's ``make lab`` and ``make present``
+on 127.0.0.1 with a random port and token, Debian's chromium driven by the ``playwright``
+package, and teardown that stops every process a server or the browser started (kernels
+included) even when a test fails.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -110,19 +109,21 @@ class Server:
         return processes_marked(self.token)
 
 
-def lab_argv(workdir: Path, port: int, token: str) -> list[str]:
-    """``jupyter lab`` serving ``workdir`` the way ``make lab`` does."""
-    return [str(BIN / "jupyter"), "lab", "--no-browser", f"--notebook-dir={workdir}",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            *(["--allow-root"] if os.geteuid() == 0 else [])]
+def make_argv(target: str, *variables: str) -> list[str]:
+    return ["make", "-s", "--no-print-directory", "-C", str(ROOT), target, *variables]
+
+
+def lab_argv(notebook_dir: Path, port: int, token: str) -> list[str]:
+    """``make lab`` serving ``notebook_dir`` on a given port with a given token."""
+    flags = f"--no-browser --ServerApp.port={port} --ServerApp.port_retries=0 " \
+            f"--IdentityProvider.token={token}"
+    return make_argv("lab", f"NOTEBOOK_DIR={notebook_dir}", f"LAB_ARGS={flags}")
 
 
 def present_argv(lesson: str, port: int, token: str) -> list[str]:
     """``make present NB=lesson``, the lecture mode, on a given port with a given token."""
     flags = f"--no-browser --Voila.port={port} --Voila.port_retries=0 --token={token}"
-    return ["make", "-s", "--no-print-directory", "-C", str(ROOT), "present", f"NB={lesson}",
-            f"VOILA_ARGS={flags}"]
+    return make_argv("present", f"NB={lesson}", f"VOILA_ARGS={flags}")
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
-"""The course in a real browser: lessons 03 and 07 in JupyterLab and lesson 07 in Voilà.
+"""The course in a real browser: lessons 03 and 07 in JupyterLab (``make lab``) and lesson 07 in
+Voilà (``make present``).
 
-Each test runs every cell of a copy of the lesson, moves sliders with the keyboard as a learner
+Each JupyterLab test runs every cell of a copy of the lesson, moves sliders with the keyboard as a learner
 would, and checks that the readout and the figure now show what course_lib computes headless for
 the new slider values. Screenshots go to ``$SCREENSHOT_DIR`` (default ``build/screenshots``;
 ``make screenshots`` writes the README's). Needs chromium (``apt install chromium``); without
