@@ -69,8 +69,9 @@ class Panel:
     def update(self) -> None:
         """Recompute and redraw from the current slider values.
 
-        One redraw at a time: the kernel may deliver slider messages on another thread while a
-        redraw runs, and two interleaved redraws would save a half-drawn (even blank) figure.
+        One redraw at a time (a lock): two interleaved redraws save a half-drawn, even blank,
+        figure, as fast keyboard moves once showed in the browser. The image is sent before the
+        readout, so a readout that shows the new values means the new figure has gone out.
         """
         with self._lock:
             self.figure.clear()
