@@ -127,9 +127,9 @@ def present_argv(lesson: str, port: int, token: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def jupyter_server(make_argv, ready_path: str, home: Path, cwd: Path = ROOT,
+def jupyter_server(command, ready_path: str, home: Path, cwd: Path = ROOT,
                    timeout: float = 120.0) -> Iterator[Server]:
-    """Run ``make_argv(port, token)`` in ``cwd`` with a free port and a random token; yield once
+    """Run ``command(port, token)`` (an argv) in ``cwd`` with a free port and a random token; yield once
     ``ready_path`` answers 200; stop it and every kernel it started on exit. ``home`` (a fresh
     directory) receives its log, Jupyter config, runtime files, settings and workspaces."""
     port, token = free_port(), secrets.token_hex(16)
@@ -139,7 +139,7 @@ def jupyter_server(make_argv, ready_path: str, home: Path, cwd: Path = ROOT,
                JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), **{MARKER_VARIABLE: token})
-    argv = make_argv(port, token)
+    argv = command(port, token)
     log_path = home / "server.log"
     home.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
@@ -195,4 +195,4 @@ def html_text(fragment: str) -> str:
 
 
 def squash(text: str) -> str:
-    return " ".join(text.replace("\xa0", " ").split())
+    return " ".join(text.split())  # str.split() also splits at no-break spaces

@@ -127,8 +127,7 @@ def wait_for_readout(page, panel, expected_html: str) -> None:
     panel.scroll_into_view_if_needed()
     try:
         page.wait_for_function(
-            """([el, expected]) => el.innerText.replace(/\\s+/g, ' ').trim()
-                                     .replaceAll('\\u00a0', ' ').replace(/\\s+/g, ' ') === expected""",
+            "([el, expected]) => el.innerText.replace(/\\s+/g, ' ').trim() === expected",
             arg=[panel.locator(".widget-html-content").last.element_handle(), expected],
             timeout=WIDGET_TIMEOUT_MS,
         )
@@ -150,8 +149,9 @@ def pixels(png: bytes) -> np.ndarray:
 
 def assert_panel_shows(page, panel, headless) -> None:
     """The browser's readout and figure become the headless panel's for the same values, the
-    figure pixel for pixel (the PNG bytes may differ in their metadata). The kernel sends the
-    readout before the image, so the image is polled until it matches or time runs out."""
+    figure pixel for pixel (the PNG bytes may differ in their metadata). Readout and image are
+    two widgets whose updates the browser renders separately, so the image is polled until it
+    matches or time runs out."""
     wait_for_readout(page, panel, headless.readout.value)
     expected = pixels(headless.png())
     deadline = time.monotonic() + WIDGET_TIMEOUT_MS / 1000
