@@ -52,7 +52,7 @@ from course_lib.ppo import PPOHyper, optimizer, ppo_update
 from course_lib.rollout import Batch, policy_diagnostics
 from course_lib.surrogate import clipped_surrogate, kl_penalty_objective, surrogate
 from course_lib.train import Params
-from course_lib.trpo import TRPOHyper, trpo_policy_step
+from course_lib.trpo import TRPOHyper, batch_kl, trpo_policy_step
 
 __all__ = [
     "EpochStudy",
@@ -92,11 +92,6 @@ def _check_batch(batch: Batch) -> None:
     if not isinstance(batch, Batch):
         raise TypeError(f"batch must be a course_lib.rollout.Batch, got {type(batch).__name__}")
     check_rank(batch.advantages, 1, "batch.advantages")
-
-
-def _batch_kl(model: ActorCritic, policy_params: jax.Array, batch: Batch) -> jax.Array:
-    """Exact mean KL(π_old‖π_θ) over the batch's states."""
-    return jnp.mean(model.kl(batch.dist_old, model.policy(policy_params, batch.obs)))
 
 
 def _logp(model: ActorCritic, policy_params: jax.Array, batch: Batch) -> jax.Array:
@@ -398,10 +393,10 @@ def _scale_study(model, policy_params, batch, scales, shifts, hp, beta, penalty_
         g = jax.grad(surrogate_of)(policy_params, a)
         p_pen = penalty(a)
         return (
-            _batch_kl(model, policy_params + s, batch), cosine, accepted,
+            batch_kl(policy_params + s, batch, model), cosine, accepted,
             _gain(model, policy_params + s, batch, a), _gain(model, policy_params + s, batch, adv),
-            _batch_kl(model, policy_params + lr * g, batch),
-            _batch_kl(model, p_pen, batch), _gain(model, p_pen, batch, adv),
+            batch_kl(policy_params + lr * g, batch, model),
+            batch_kl(p_pen, batch, model), _gain(model, p_pen, batch, adv),
         )
 
     return jax.vmap(row)(scales, shifts), lr, ref_step
@@ -518,7 +513,7 @@ def _surrogate_line(model, policy_params, batch, step, fractions, eps):
         dev = jnp.abs(r - 1.0)
         gn = jnp.linalg.norm(g)
         return (l, lc, gn, jnp.linalg.norm(gc), jnp.linalg.norm(g - gc) / gn, jnp.max(dev),
-                jnp.mean((dev > eps).astype(jnp.float32)), _batch_kl(model, p, batch))
+                jnp.mean((dev > eps).astype(jnp.float32)), batch_kl(p, batch, model))
 
     return jax.vmap(at)(fractions)
 

@@ -80,6 +80,17 @@ def _check_probability(value, name: str) -> None:
         raise ValueError(f"{name} must be a probability in (0, 1], got {v}")
 
 
+def _importance_inputs(p_old, p_new, values) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``p_old``, ``p_new`` and ``values`` as float32 ``[A]`` vectors, checked (names in errors)."""
+    p_old, p_new, values = (jnp.asarray(x, jnp.float32) for x in (p_old, p_new, values))
+    _check_distribution(p_old, "p_old")
+    _check_distribution(p_new, "p_new")
+    check_rank(values, 1, "values")
+    check_same_shape(p_new, p_old, "p_new", "p_old")
+    check_same_shape(values, p_old, "values", "p_old")
+    return p_old, p_new, values
+
+
 def _check_distribution(p, name: str) -> None:
     """Raise ``ValueError`` unless ``p`` is a rank-1 vector of probabilities > 0 summing to 1."""
     check_rank(p, 1, name)
@@ -222,14 +233,7 @@ def importance_sampling_estimates(
     Returns:
       An :class:`ImportanceSampling` with the exact value and ``[n_batches]`` estimates.
     """
-    p_old = jnp.asarray(p_old, jnp.float32)
-    p_new = jnp.asarray(p_new, jnp.float32)
-    values = jnp.asarray(values, jnp.float32)
-    _check_distribution(p_old, "p_old")
-    _check_distribution(p_new, "p_new")
-    check_rank(values, 1, "values")
-    check_same_shape(p_new, p_old, "p_new", "p_old")
-    check_same_shape(values, p_old, "values", "p_old")
+    p_old, p_new, values = _importance_inputs(p_old, p_new, values)
     check_int_at_least(batch_size, 1, "batch_size")
     check_int_at_least(n_batches, 1, "n_batches")
     actions = jax.random.categorical(key, jnp.log(p_old), shape=(n_batches, batch_size))
@@ -257,14 +261,7 @@ def importance_sampling_std(p_old, p_new, values, batch_size: int) -> jax.Array:
     Returns:
       A scalar standard deviation.
     """
-    p_old = jnp.asarray(p_old, jnp.float32)
-    p_new = jnp.asarray(p_new, jnp.float32)
-    values = jnp.asarray(values, jnp.float32)
-    _check_distribution(p_old, "p_old")
-    _check_distribution(p_new, "p_new")
-    check_rank(values, 1, "values")
-    check_same_shape(p_new, p_old, "p_new", "p_old")
-    check_same_shape(values, p_old, "values", "p_old")
+    p_old, p_new, values = _importance_inputs(p_old, p_new, values)
     check_int_at_least(batch_size, 1, "batch_size")
     second_moment = jnp.sum(jnp.square(p_new * values) / p_old)
     mean = jnp.sum(p_new * values)

@@ -36,7 +36,6 @@ import numpy as np
 
 from course_lib._validate import check_int_at_least, check_positive, check_rank
 from course_lib.config import TrainConfig
-from course_lib.curvature import gauss_newton_fvp
 from course_lib.networks import ActorCritic
 from course_lib.rollout import Batch
 from course_lib.solvers import (
@@ -45,9 +44,8 @@ from course_lib.solvers import (
     conjugate_gradient,
     trust_region_step,
 )
-from course_lib.surrogate import surrogate
 from course_lib.train import TrainResult, train
-from course_lib.trpo import TRPOHyper, trpo_policy_step
+from course_lib.trpo import TRPOHyper, batch_fvp, batch_kl, batch_surrogate, trpo_policy_step
 
 __all__ = [
     "DeltaView",
@@ -65,31 +63,6 @@ __all__ = [
     "overshoot_fraction",
     "seed_band",
 ]
-
-
-# ------------------------------------------------------------------------------------------
-# The two functions of the batch that TRPO needs
-# ------------------------------------------------------------------------------------------
-
-
-def batch_surrogate(policy_params: jax.Array, batch: Batch, model: ActorCritic) -> jax.Array:
-    """The surrogate ``L(θ) = mean_t[r_t(θ)·Â_t]``, ``r_t = π_θ(a_t|s_t) / π_old(a_t|s_t)``.
-
-    ``policy_params [P]``; π_old's log-probabilities and the advantages are fixed data of
-    ``batch``, so ``L(θ_old) = mean(Â)`` and ``∇L(θ_old)`` is the policy gradient.
-    """
-    logp = model.log_prob(model.policy(policy_params, batch.obs), batch.actions)
-    return surrogate(logp, batch.logp_old, batch.advantages)
-
-
-def batch_kl(policy_params: jax.Array, batch: Batch, model: ActorCritic) -> jax.Array:
-    """The exact mean ``KL(π_old‖π_θ)`` over the batch's states, from the distributions' parameters.
-
-    π_old (``batch.dist_old``) is held fixed with ``stop_gradient``: the value and gradient
-    at θ_old are 0 and the Hessian there is the Fisher matrix F.
-    """
-    dist_old = jax.lax.stop_gradient(batch.dist_old)
-    return jnp.mean(model.kl(dist_old, model.policy(policy_params, batch.obs)))
 
 
 # ------------------------------------------------------------------------------------------
@@ -135,12 +108,8 @@ class UpdateAnatomy(NamedTuple):
 
 def _fisher_products(policy_params, batch, model, cg_damping, fisher_subsample):
     """``(v ↦ (F + λI)v, v ↦ F v)`` from every ``fisher_subsample``-th state, as in training."""
-    obs = batch.obs[::fisher_subsample]
-    old = jax.tree.map(lambda x: x[::fisher_subsample], jax.lax.stop_gradient(batch.dist_old))
-    output_fn = lambda p: model.policy(p, obs)
-    kl_of_outputs = lambda dist: jnp.mean(model.kl(old, dist))
-    damped = gauss_newton_fvp(output_fn, kl_of_outputs, policy_params, cg_damping)
-    plain = gauss_newton_fvp(output_fn, kl_of_outputs, policy_params, 0.0)
+    damped = batch_fvp(policy_params, batch, model, cg_damping, fisher_subsample)
+    plain = batch_fvp(policy_params, batch, model, 0.0, fisher_subsample)
     return damped, plain
 
 

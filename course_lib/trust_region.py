@@ -45,13 +45,13 @@ from course_lib._validate import (
     concrete_float,
 )
 from course_lib.advantages import gae_from_next_values, normalize_advantages
-from course_lib.curvature import dense_fisher, gauss_newton_fvp
+from course_lib.curvature import dense_fisher
 from course_lib.distributions import categorical_kl
 from course_lib.envs import make_env, step_autoreset
 from course_lib.networks import ActorCritic, Dist
 from course_lib.rollout import Batch
 from course_lib.solvers import conjugate_gradient, trust_region_step
-from course_lib.surrogate import surrogate
+from course_lib.trpo import batch_fvp, batch_kl, batch_surrogate
 
 __all__ = [
     "DEFAULT_TOY",
@@ -449,15 +449,9 @@ def collect_batch(
                  normalize_advantages(flat(adv)), flat(returns))
 
 
-def batch_kl(model: ActorCritic, policy_params: jax.Array, batch: Batch) -> jax.Array:
-    """Exact mean KL(π_old ‖ π_params) over the batch's states, from the logits (a scalar)."""
-    return jnp.mean(model.kl(batch.dist_old, model.policy(policy_params, batch.obs)))
-
-
 def _surrogate_gain(model: ActorCritic, policy_params: jax.Array, batch: Batch) -> jax.Array:
     """L(θ) − L(θ_old) = mean_t[(r_t − 1)·A_t] on the batch."""
-    logp = model.log_prob(model.policy(policy_params, batch.obs), batch.actions)
-    return surrogate(logp, batch.logp_old, batch.advantages) - jnp.mean(batch.advantages)
+    return batch_surrogate(policy_params, batch, model) - jnp.mean(batch.advantages)
 
 
 def episode_returns(
@@ -525,13 +519,7 @@ def policy_directions(
     _check_model(model)
     check_rank(policy_params, 1, "policy_params")
     grad = jax.grad(lambda p: _surrogate_gain(model, p, batch))(policy_params)
-    dist_old = jax.lax.stop_gradient(batch.dist_old)
-    fvp = gauss_newton_fvp(
-        lambda p: model.policy(p, batch.obs),
-        lambda dist: jnp.mean(model.kl(dist_old, dist)),
-        policy_params,
-        damping,
-    )
+    fvp = batch_fvp(policy_params, batch, model, damping)
     natural, _ = conjugate_gradient(fvp, grad, iters=cg_iters)
     rand = jax.random.normal(key, policy_params.shape, policy_params.dtype)
     dirs = jnp.stack([grad, natural, rand])
@@ -603,10 +591,10 @@ def _kl_sweep(model, policy_params, value_params, key, targets, n_batches, episo
 
         def one_update(d, target):
             alpha = bisect_step_size(
-                lambda a: batch_kl(model, policy_params + a * d, batch), target, iters=16
+                lambda a: batch_kl(policy_params + a * d, batch, model), target, iters=16
             )
             new = policy_params + alpha * d
-            return (new, batch_kl(model, new, batch), alpha,
+            return (new, batch_kl(new, batch, model), alpha,
                     _surrogate_gain(model, new, batch))
 
         per_target = jax.vmap(one_update, in_axes=(None, 0))
@@ -771,27 +759,21 @@ class AdvantageScaleTable(NamedTuple):
 @partial(jax.jit, static_argnames=("model", "cg_iters"))
 def _advantage_scale(model, policy_params, batch, scales, delta, beta, reference_kl, damping,
                      cg_iters):
-    dist_old = jax.lax.stop_gradient(batch.dist_old)
-    fvp = gauss_newton_fvp(
-        lambda p: model.policy(p, batch.obs),
-        lambda dist: jnp.mean(model.kl(dist_old, dist)),
-        policy_params,
-        damping,
-    )
+    fvp = batch_fvp(policy_params, batch, model, damping)
 
     def gradient(c):
         scaled = batch._replace(advantages=c * batch.advantages)
         return jax.grad(lambda p: _surrogate_gain(model, p, scaled))(policy_params)
 
     g1 = gradient(jnp.float32(1.0))
-    lr = bisect_step_size(lambda a: batch_kl(model, policy_params + a * g1, batch),
+    lr = bisect_step_size(lambda a: batch_kl(policy_params + a * g1, batch, model),
                           reference_kl, iters=30, lo=1e-6, hi=1e4)
 
     def row(c):
         g = gradient(c)
         direction, _ = conjugate_gradient(fvp, g, iters=cg_iters)
         step = trust_region_step(direction, fvp, delta)
-        kl_of = lambda s: batch_kl(model, policy_params + s, batch)
+        kl_of = lambda s: batch_kl(policy_params + s, batch, model)
         return (jnp.linalg.norm(g), kl_of(lr * g), kl_of(step), jnp.linalg.norm(step),
                 kl_of(direction / beta))
 

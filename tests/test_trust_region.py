@@ -241,7 +241,7 @@ def test_collect_batch_shapes_and_old_policy(tiny):
     )
     assert float(jnp.mean(batch.advantages)) == pytest.approx(0.0, abs=1e-5)
     assert float(jnp.std(batch.advantages)) == pytest.approx(1.0, abs=1e-3)
-    assert float(batch_kl(TINY, pi, batch)) == pytest.approx(0.0, abs=1e-6)
+    assert float(batch_kl(pi, batch, TINY)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_collect_batch_rejects_a_model_that_does_not_fit_the_env(tiny):
@@ -297,7 +297,7 @@ def test_policy_directions_are_unit_gradient_natural_and_random(tiny):
 
     g = np.asarray(jax.jit(jax.grad(gain))(pi), np.float64)
     assert dirs[0] @ g / np.linalg.norm(g) == pytest.approx(1.0, abs=1e-5)
-    fisher = jax.jit(lambda p, b: dense_fisher(lambda q: batch_kl(TINY, q, b), p))(pi, batch)
+    fisher = jax.jit(lambda p, b: dense_fisher(lambda q: batch_kl(q, b, TINY), p))(pi, batch)
     fisher = np.asarray(fisher, np.float64)
     natural = np.linalg.solve(fisher + 0.1 * np.eye(len(g)), g)
     cosine = float(np.asarray(dirs[1], np.float64) @ natural / np.linalg.norm(natural))
