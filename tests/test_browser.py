@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import shutil
 import time
 import urllib.request
@@ -45,6 +46,7 @@ pytestmark = pytest.mark.slow
 
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "build" / "screenshots"))
 RUN_ALL_TIMEOUT_MS = 600_000
+RUN_ALL_STALL_S = 180
 WIDGET_TIMEOUT_MS = 60_000
 
 
@@ -182,32 +184,65 @@ def open_and_run_all(page, lab, notebook: str) -> None:
     """Open a lesson, clear its stored outputs, run all cells and wait for the last one."""
     page.goto(lab.url(f"lab/tree/{notebook}?reset"))  # reset: only this notebook open
     page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-        state="attached")
+    kernel_idle(page).wait_for(timeout=RUN_ALL_TIMEOUT_MS)
     menu(page, "Edit", "Clear Outputs of All Cells")
     page.wait_for_function("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
                                     .every(p => !/\\d/.test(p.textContent))""")
     menu(page, "Run", "Run All Cells")
-    try:
-        # Every code cell has a new execution count and none is queued or running.
-        page.wait_for_function(
-            """() => {
-                const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-                return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-            }""",
-            timeout=RUN_ALL_TIMEOUT_MS,
-        )
-    except Exception:
-        shot(page, f"FAILED-run-all-{Path(notebook).stem}")
-        raise
+    wait_for_run_all(page, Path(notebook).stem)
     current_tab = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
     if current_tab.count():
         current_tab.click()                        # fold the file browser: more room
     assert_no_tracebacks(page)
 
 
+def kernel_idle(page):
+    """The status bar's kernel item once the kernel has started and is idle."""
+    return page.locator(".jp-StatusBar-Widget").get_by_text("| Idle")
+
+
+STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+
+# What the page shows of a run: each code cell's prompt, tracebacks, open dialogs, status bar.
+RUN_STATE_JS = """(stderr) => ({
+    prompts: [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+             .map(p => p.textContent.trim()),
+    errors: [...document.querySelectorAll(stderr)].map(e => e.textContent)
+            .filter(t => /Traceback|Error/.test(t)),
+    dialogs: [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText),
+    status: document.querySelector('.jp-StatusBar-Widget')?.innerText ?? '',
+})"""
+
+
+def wait_for_run_all(page, name: str) -> None:
+    """Wait until every code cell shows a new execution count. Fail at once on a traceback or
+    a dialog, and when no cell has finished for RUN_ALL_STALL_S; the message says what the
+    page showed."""
+    last, changed = None, time.monotonic()
+    while True:
+        state = page.evaluate(RUN_STATE_JS, STDERR)
+        prompts = state["prompts"]
+        if prompts and all(re.fullmatch(r"\[\d+\]:?", p) for p in prompts):
+            return
+        now = time.monotonic()
+        if prompts != last:
+            last, changed = prompts, now
+        problem = ("a cell raised" if state["errors"] else
+                   "a dialog opened" if state["dialogs"] else
+                   f"no cell finished in {RUN_ALL_STALL_S} s"
+                   if now - changed > RUN_ALL_STALL_S else None)
+        if problem:
+            shot(page, f"FAILED-run-all-{name}")
+            done = sum(bool(re.fullmatch(r"\[\d+\]:?", p)) for p in prompts)
+            raise AssertionError(
+                f"Run All of {name}: {problem}; {done} of {len(prompts)} code cells done, "
+                f"prompts {prompts}; status bar {squash(state['status'])!r}; "
+                f"dialogs {state['dialogs']}; errors {[e[-1500:] for e in state['errors']]}")
+        page.wait_for_timeout(1000)
+
+
 def assert_no_tracebacks(page) -> None:
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    errors = page.locator(STDERR)
     assert [e for e in errors.all_text_contents() if "Traceback" in e or "Error" in e] == []
 
 
@@ -280,8 +315,7 @@ def test_a_failing_test_still_closes_the_browser(tmp_path):
 def test_lab_shows_no_news_or_update_pop_up(page, lab):
     page.goto(lab.url("lab/tree/00_start_here.ipynb?reset"))
     page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-        state="attached")
+    kernel_idle(page).wait_for(timeout=RUN_ALL_TIMEOUT_MS)
     page.wait_for_timeout(3000)
     assert page.locator(".jp-toast-message, .Toastify__toast").all_inner_texts() == []
 
