@@ -46,7 +46,7 @@ pytestmark = pytest.mark.slow
 
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "build" / "screenshots"))
 RUN_ALL_TIMEOUT_MS = 600_000
-RUN_ALL_STALL_S = 180
+RUN_ALL_STALL_S = 300                     # the cell timeout nbval runs the lessons with
 WIDGET_TIMEOUT_MS = 60_000
 
 
