@@ -76,6 +76,13 @@ def processes_mentioning(text: str) -> list[int]:
     return _processes_whose("cmdline", text.encode())
 
 
+def kill_marked(marker: str) -> None:
+    """SIGKILL every process whose environment has ``MARKER_VARIABLE=marker``."""
+    for pid in processes_marked(marker):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _stop(proc: subprocess.Popen, marker: str) -> None:
     """SIGTERM the server's process group, then SIGKILL every process still marked."""
     with contextlib.suppress(ProcessLookupError):
@@ -86,9 +93,7 @@ def _stop(proc: subprocess.Popen, marker: str) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=15)
-    for pid in processes_marked(marker):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    kill_marked(marker)
 
 
 class Server:
@@ -184,9 +189,7 @@ def chromium_page(chromium: str, profile: Path, viewport=(1200, 950)):
             finally:
                 context.close()
     finally:
-        for pid in processes_marked(marker):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_marked(marker)
 
 
 def html_text(fragment: str) -> str:
