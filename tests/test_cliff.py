@@ -413,3 +413,22 @@ def test_lesson_setup_shows_the_cliff():
     assert float(view.outcome.mean_return) <= 0.25 * setup.return_before
     assert float(view.outcome.change.rel_l2) <= 0.2
     assert float(view.outcome.change.kl) >= 0.1
+
+
+def test_a_stored_run_loads_as_it_was_saved(tmp_path, params):
+    path = tmp_path / "run.npz"
+    result = C.CliffRun(params, np.array([1024, 2048]), np.array([20.5, 40.25]))
+    C.save_cliff_run(result, path)
+    loaded = C.load_cliff_run(path)
+    np.testing.assert_array_equal(loaded.params.policy, params.policy)
+    np.testing.assert_array_equal(loaded.params.value, params.value)
+    np.testing.assert_array_equal(loaded.mean_return, [20.5, 40.25])
+    assert loaded.params.policy.dtype == jnp.float32
+
+
+def test_the_stored_lesson_run_fits_the_lesson_model():
+    run = C.load_cliff_run()
+    pi, v = C.model_for(C.CLIFF_CONFIG).init(jax.random.key(0))
+    assert run.params.policy.shape == pi.shape and run.params.value.shape == v.shape
+    assert run.env_steps.shape == run.mean_return.shape == (C.CLIFF_CONFIG.iterations,)
+    assert bool(jnp.all(jnp.isfinite(run.params.policy)))

@@ -112,17 +112,22 @@ def plot_cliff(
 
 
 def step_size_readout(view: StepView, return_before: float) -> str:
-    """The panel's numbers for one step, as HTML."""
+    """The panel's numbers for one step, as an HTML table: one quantity a row, never broken
+    inside a phrase (``white-space: nowrap``)."""
     o = view.outcome
     c = o.change
-    return (
-        f"<b>step size α = {float(o.step_size):.3g}</b> &nbsp; "
-        f"return {return_before:.0f} → <b>{float(o.mean_return):.0f}</b> &nbsp;·&nbsp; "
-        f"weights: ‖Δθ‖/‖θ_old‖ = {float(c.rel_l2):.3f} &nbsp;·&nbsp; "
-        f"policy: KL(π_old‖π_new) = {float(c.kl):.3g} nats, "
-        f"mean |Δπ| = {float(c.tv):.2f}, "
-        f"greedy action flipped on {100 * float(c.flipped):.0f}% of states"
+    rows = (
+        ("step size α", f"<b>{float(o.step_size):.3g}</b>"),
+        ("return", f"{return_before:.0f} → <b>{float(o.mean_return):.0f}</b>"),
+        ("weights: ‖Δθ‖/‖θ_old‖", f"{float(c.rel_l2):.3f}"),
+        ("policy: KL(π_old‖π_new)", f"{float(c.kl):.3g} nats"),
+        ("policy: mean |Δπ|", f"{float(c.tv):.2f}"),
+        ("greedy action flipped", f"on {100 * float(c.flipped):.0f}% of states"),
     )
+    cell = "style='white-space:nowrap; padding:1px 12px 1px 0'"
+    body = "".join(f"<tr><td {cell}>{name}</td><td {cell}>{value}</td></tr>"
+                   for name, value in rows)
+    return f"<table style='font-size:14px'>{body}</table>"
 
 
 def step_size_panel(step_size: float = 20.0, setup: CliffSetup | None = None) -> Panel:
@@ -135,7 +140,7 @@ def step_size_panel(step_size: float = 20.0, setup: CliffSetup | None = None) ->
     Args:
       step_size: the initial α, in [0.01, 100].
       setup: a :class:`course_lib.cliff.CliffSetup`; by default
-        :func:`course_lib.cliff.make_cliff_setup` (trains the lesson's policy once per process).
+        :func:`course_lib.cliff.make_cliff_setup` (the lesson's stored policy).
     """
     if not 0.01 <= float(step_size) <= 100.0:
         raise ValueError(f"step_size must lie in [0.01, 100], got {step_size}")
@@ -149,7 +154,7 @@ def step_size_panel(step_size: float = 20.0, setup: CliffSetup | None = None) ->
         min=-2.0,
         max=2.0,
         step=0.05,
-        description="step_size",
+        description="step size α",
         readout_format=".3g",
         continuous_update=False,
         style={"description_width": "initial"},
@@ -158,9 +163,11 @@ def step_size_panel(step_size: float = 20.0, setup: CliffSetup | None = None) ->
 
     def draw(figure, step_size: float) -> str:
         view = step_view(setup, step_size)
-        ax_p, ax_r, ax_d = figure.subplots(1, 3)
-        plot_probabilities(ax_p, view.p_old, view.p_new)
-        plot_cliff(ax_r, ax_d, setup.sweep, setup.return_before, marker=view.outcome)
+        # Two rows fit the notebook's width (880 px) at full size: the probabilities on the
+        # left, the cliff's two plots stacked on the right over the same α axis.
+        axes = figure.subplot_mosaic([["p", "r"], ["p", "d"]])
+        plot_probabilities(axes["p"], view.p_old, view.p_new)
+        plot_cliff(axes["r"], axes["d"], setup.sweep, setup.return_before, marker=view.outcome)
         return step_size_readout(view, setup.return_before)
 
-    return Panel({"step_size": slider}, draw, figsize=(15.0, 4.6))
+    return Panel({"step_size": slider}, draw, figsize=(11.0, 7.0))
