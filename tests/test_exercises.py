@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import copy
 import functools
 import inspect
 import io
@@ -78,6 +77,9 @@ def test_committed_exercise_notebooks_are_exactly_what_the_builder_writes(tmp_pa
     for name in built:
         assert (EXERCISES / name).read_bytes() == (tmp_path / name).read_bytes(), (
             f"notebooks/exercises/{name} is out of date: run `make exercises`")
+        reference = Path(ex.REFERENCE) / name
+        assert (EXERCISES / reference).read_bytes() == (tmp_path / reference).read_bytes(), (
+            f"notebooks/exercises/{reference} is out of date: run `make exercises`")
     assert _load(EXERCISES / ex.RECORD) == _load(tmp_path / ex.RECORD), (
         "notebooks/exercises/.built.json must record the committed notebooks (else a "
         "learner's first build would take them for edited ones)")
@@ -751,53 +753,131 @@ def test_a_lesson_whose_exercise_has_no_checker_is_skipped_and_reported(tmp_path
 # ------------------------------------------------------------------------------------------
 
 
-def _nbval(*paths: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-o", "addopts=",
-         "--rootdir", str(paths[0].parent), *ex.NBVAL_ARGS, *map(str, paths)],
-        capture_output=True, text=True, cwd=paths[0].parent, check=False, timeout=600)
+def _run_and_save(exercise: Path, answers: dict[str, str], saved: Path) -> Path:
+    """What a learner does: write answers into the answer cells (``{function: body}``), run
+    the whole notebook in a kernel, save it with its outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(exercise, as_version=4)
+    for cell in nb.cells:
+        for name, body in answers.items():
+            if f"def {name}(" in cell.source and ex.ANSWER_COMMENT in cell.source:
+                cell.source = body
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(saved.parent)}}).execute()
+    nbformat.write(nb, saved)
+    return saved
+
+
+def _check(*args: str) -> subprocess.CompletedProcess:
+    """The documented check, ``python -m course_lib.exercises check ...``."""
+    return subprocess.run([sys.executable, "-m", "course_lib.exercises", "check", *args],
+                          capture_output=True, text=True, check=False, timeout=900)
+
+
+def _failed(run: subprocess.CompletedProcess) -> list[str]:
+    return re.findall(r"^FAILED \S+\.ipynb::(.+?)(?: - |$)", run.stdout, flags=re.MULTILINE)
+
+
+WRONG_RATIO = "def my_ratio(logp_new, logp_old):\n    return jnp.exp(logp_old - logp_new)\n"
+RIGHT_RATIO = "def my_ratio(logp_new, logp_old):\n    return jnp.exp(logp_new - logp_old)\n"
 
 
 @pytest.mark.slow
-def test_nbval_passes_a_right_answer_and_fails_a_stub_or_a_wrong_answer(tmp_path):
+def test_a_saved_wrong_answer_fails_the_check_and_a_saved_right_one_passes(tmp_path):
+    """The learner's loop: answer, run, save (the saved outputs are now the learner's own),
+    check. The check compares with the reference, so saving a wrong answer does not help."""
     lesson = _mini_lesson(tmp_path, RATIO_SOLUTION, _pass_line())
-    out = tmp_path / "exercises"
+    out = tmp_path / "notebooks" / "exercises"
     ex.build(lesson_dir=lesson.parent, out_dir=out)
-    stub = out / lesson.name
-    nb = _load(stub)
-    answer_id = next(c["id"] for c in nb["cells"] if "def my_ratio" in ex._source(c))
-    answered = {}
-    for name, body in [("right", "jnp.exp(logp_new - logp_old)"),
-                       ("inverted", "jnp.exp(logp_old - logp_new)")]:
-        copy_nb = copy.deepcopy(nb)
-        cell = next(c for c in copy_nb["cells"] if c["id"] == answer_id)
-        cell["source"] = [f"def my_ratio(logp_new, logp_old):\n    return {body}\n"]
-        answered[name] = out / f"{name}.ipynb"
-        answered[name].write_text(ex.render(copy_nb), encoding="utf-8")
+    built = out / lesson.name
+    mine = tmp_path / "my_notebooks" / "exercises"
+    wrong = _run_and_save(built, {"my_ratio": WRONG_RATIO}, mine / "wrong" / lesson.name)
+    assert "your ratio is inverted" in wrong.read_text(encoding="utf-8")  # saved as the output
+    right = _run_and_save(built, {"my_ratio": RIGHT_RATIO}, mine / "right" / lesson.name)
+    stub = _run_and_save(built, {}, mine / "stub" / lesson.name)
 
-    run = _nbval(stub, answered["right"], answered["inverted"])
-    results = {p.stem: re.findall(rf"^{re.escape(p.stem)}\S*Cell \d+ (PASSED|FAILED)",
-                                  run.stdout, flags=re.MULTILINE)
-               for p in (stub, answered["right"], answered["inverted"])}
-    assert results == {stub.stem: ["PASSED", "PASSED", "FAILED"],  # only the check cell fails
-                       "right": ["PASSED", "PASSED", "PASSED"],
-                       "inverted": ["PASSED", "PASSED", "FAILED"]}, run.stdout[-3000:]
-    assert "✗ ratio: your function raised NotImplementedError: hint: one exp" in run.stdout
-    assert "✗ ratio: your ratio is inverted" in run.stdout
+    for path, failed in [(wrong, ["exercise my_ratio (§ A lesson)"]), (right, []),
+                         (stub, ["exercise my_ratio (§ A lesson)"])]:
+        run = _check(str(path), "--out-dir", str(out))
+        assert (run.returncode != 0, _failed(run)) == (bool(failed), failed), run.stdout[-3000:]
+    assert "✗ ratio: your ratio is inverted" in _check(str(wrong), "--out-dir", str(out)).stdout
 
 
 @pytest.mark.slow
-def test_nbval_on_a_real_exercise_notebook_fails_at_the_check_cells_only():
-    """Lesson 03's exercise notebook as built: every cell passes but the three checks."""
+def test_the_check_of_lesson_03_names_the_wrong_exercise_after_a_save(tmp_path):
+    """Lesson 03 as a learner works it: one wrong answer and two right ones, saved; then all
+    right. Only the wrong exercise fails, named by function and section."""
+    lesson = _load(LESSONS / "03_ratio_and_surrogate.ipynb")
+    found = ex.find_exercises(lesson, "03_ratio_and_surrogate.ipynb")
+    solutions = {e.names[0]: e.solution for e in found}
+    assert set(solutions) == {"my_ratio", "my_surrogate", "my_clipped_term"}
     path = EXERCISES / "03_ratio_and_surrogate.ipynb"
-    run = _nbval(path)
-    results = dict(re.findall(r"Cell (\d+) (PASSED|FAILED)", run.stdout))
-    code = [i for i, c in enumerate(_load(path)["cells"]) if c["cell_type"] == "code"]
-    checks_at = {str(code.index(e.check_cell + 1)) for e in EXERCISE_LIST
-                 if e.lesson == path.name}
-    assert len(checks_at) == 3 and len(results) == len(code), run.stdout[-3000:]
-    assert {n for n, r in results.items() if r == "FAILED"} == checks_at, run.stdout[-3000:]
-    for line in ("✗ ratio: your function raised NotImplementedError",
-                 "✗ surrogate: your function raised NotImplementedError",
-                 "✗ clipped term: your function raised NotImplementedError"):
-        assert line in run.stdout
+
+    saved = _run_and_save(path, {**solutions, "my_ratio": WRONG_RATIO}, tmp_path / "a" / path.name)
+    run = _check(str(saved))
+    assert run.returncode != 0 and _failed(run) == ["exercise my_ratio (§ Exercises)"], \
+        run.stdout[-3000:]
+
+    saved = _run_and_save(path, solutions, tmp_path / "b" / path.name)
+    run = _check(str(saved))
+    assert run.returncode == 0 and _failed(run) == [], run.stdout[-3000:]
+
+
+def _reference_and_learner() -> tuple[dict, dict]:
+    path = EXERCISES / "03_ratio_and_surrogate.ipynb"
+    return _load(EXERCISES / ex.REFERENCE / path.name), _load(path)
+
+
+def _cell(nb: dict, text: str) -> dict:
+    return next(c for c in nb["cells"] if text in ex._source(c))
+
+
+def test_the_checked_notebook_takes_only_the_answer_cells_from_the_learner():
+    reference, learner = _reference_and_learner()
+    _cell(learner, "def my_ratio(")["source"] = [RIGHT_RATIO]
+    # a learner who rewrites a check cell, or its stored output, changes nothing
+    check_cell = _cell(learner, "_ = check_ratio(my_ratio)")
+    check_cell["source"] = ["print('✓ ratio: correct on 7 cases')"]
+    check_cell["outputs"] = []
+    merged = ex.check_notebook(learner, reference)
+    assert ex._source(_cell(merged, "def my_ratio(")) == RIGHT_RATIO
+    assert _cell(merged, "_ = check_ratio(my_ratio)") == _cell(reference, "_ = check_ratio(")
+    assert [c["id"] for c in merged["cells"]] == [c["id"] for c in reference["cells"]]
+
+
+def test_a_cell_the_learner_added_runs_in_place_without_compared_outputs():
+    reference, learner = _reference_and_learner()
+    at = learner["cells"].index(_cell(learner, "def my_ratio("))
+    learner["cells"].insert(at, {"cell_type": "code", "id": "mine", "metadata": {},
+                                 "execution_count": 3, "source": ["helper = 2"],
+                                 "outputs": [{"output_type": "stream", "name": "stdout",
+                                              "text": ["x"]}]})
+    merged = ex.check_notebook(learner, reference)
+    mine = merged["cells"][merged["cells"].index(_cell(merged, "def my_ratio(")) - 1]
+    assert mine["id"] == "mine" and mine["outputs"] == []
+    assert "nbval-ignore-output" in mine["metadata"]["tags"]
+
+
+def test_a_deleted_answer_cell_keeps_the_stub_so_its_check_fails():
+    reference, learner = _reference_and_learner()
+    learner["cells"].remove(_cell(learner, "def my_ratio("))
+    merged = ex.check_notebook(learner, reference)
+    assert "raise NotImplementedError" in ex._source(_cell(merged, "def my_ratio("))
+
+
+def test_every_code_cell_of_a_reference_is_named_and_answers_are_marked():
+    for e in EXERCISE_LIST:
+        reference = _load(EXERCISES / ex.REFERENCE / e.lesson)
+        labels = [c["metadata"][ex.LABEL] for c in reference["cells"] if c["cell_type"] == "code"]
+        answer = reference["cells"][e.cell + 1]  # after the header cell
+        check = reference["cells"][e.check_cell + 1]
+        assert answer["metadata"][ex.ANSWERS] == list(e.names)
+        assert answer["metadata"][ex.LABEL] == check["metadata"][ex.LABEL]
+        assert check["metadata"][ex.LABEL].startswith(f"exercise {e.names[0]}")
+        assert len(set(labels)) == len(labels) - sum(  # answer and check cells share a name
+            1 for c in reference["cells"] if ex.ANSWERS in c.get("metadata", {}))
+        assert not any("image/png" in o.get("data", {}) for c in reference["cells"]
+                       for o in c.get("outputs", []))
