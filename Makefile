@@ -9,14 +9,16 @@ PYTEST_NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=300 \
 JOBS ?= auto
 # Jupyter refuses to run as root (a container, CI) unless told; a learner's account is not root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
-NOTEBOOK_DIR ?= notebooks
+# make lab opens the learner's working copy (ignored by git), kept up to date by
+# course_lib.workspace: running and saving lessons there never blocks a git pull.
+NOTEBOOK_DIR ?= my_notebooks
 LESSONS := $(basename $(notdir $(wildcard notebooks/[0-9]*.ipynb)))
 
 .PHONY: help setup lab present test test-lib test-notebooks test-browser screenshots bench lint \
 	execute-notebooks exercises check-exercises clean
 
 help:
-	@echo "make lab    - set up .venv and open the course in JupyterLab"
+	@echo "make lab    - set up .venv and open the course in JupyterLab (your copy: my_notebooks/)"
 	@echo "make test   - set up .venv and run every test (library, slow learning tests, notebooks,"
 	@echo "              and the browser tests when chromium is installed)"
 	@echo "make present NB=07_ppo_clip - lecture mode: one lesson's widgets and figures in Voila, code hidden"
@@ -43,13 +45,19 @@ $(STAMP): pyproject.toml jupyter/overrides.json jupyter/jupyter_server_config.js
 setup: $(STAMP)
 
 lab: $(STAMP)
+	$(PY) -m course_lib.workspace $(NOTEBOOK_DIR)
 	$(VENV)/bin/jupyter lab --notebook-dir=$(NOTEBOOK_DIR) --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT) \
 	  $(LAB_ARGS)
 
+# Lecture mode: a kernel has executed the lesson before the page is asked for (preheat), so it
+# opens at once; a closed page's kernel is shut down once idle VOILA_CULL_S (120) seconds.
 present: $(STAMP)
 	@if [ -z "$(filter $(NB),$(LESSONS))" ]; then \
 	  echo "make present: NB must name a lesson, got NB='$(NB)'. Lessons: $(LESSONS)" >&2; exit 2; fi
-	$(VENV)/bin/voila notebooks/$(NB).ipynb --Voila.ip=127.0.0.1 --strip_sources=True $(VOILA_ARGS)
+	$(VENV)/bin/voila notebooks/$(NB).ipynb --Voila.ip=127.0.0.1 --strip_sources=True \
+	  --preheat_kernel=True --pool_size=1 \
+	  --MappingKernelManager.cull_idle_timeout=$(or $(VOILA_CULL_S),120) \
+	  --MappingKernelManager.cull_interval=$(or $(VOILA_CULL_INTERVAL_S),30) $(VOILA_ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile tests notebooks/*.ipynb $(PYTEST_NBVAL)

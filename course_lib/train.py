@@ -13,6 +13,7 @@ arguments, and a persistent compilation cache (``.cache/jax`` in the project, or
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -384,14 +385,46 @@ def _chunks(iterations: int, steps: int) -> list[np.ndarray]:
     return [np.arange(s, s + size) for s in range(0, iterations, size)]
 
 
-def _drive(static, num, seeds, init_fn, chunk_fn, steps, desc):
-    from tqdm.auto import tqdm
+@contextlib.contextmanager
+def _progress(total: int, desc: str, disable: bool):
+    """A tqdm progress bar for as long as the run lasts, gone when it ends.
 
+    In a notebook (and in Voilà) the bar is an ipywidgets widget shown under a display id; when
+    the run ends that output is replaced by an empty one before the widget is closed. An output
+    left pointing at a closed widget reads "Error displaying widget: model not found" in Voilà
+    and in a reopened notebook.
+    """
+    from tqdm.auto import tqdm
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    if disable or not issubclass(tqdm, notebook_tqdm):
+        with tqdm(total=total, desc=desc, unit="it", disable=disable, leave=False) as bar:
+            yield bar
+        return
+    from IPython.display import display
+
+    bar = tqdm(total=total, desc=desc, unit="it", leave=False, display=False)
+    handle = display(bar.container, display_id=True)
+    try:
+        yield bar
+    finally:
+        handle.update({"text/plain": ""}, raw=True)
+        bar.close()
+
+
+def _tracked(iterable, total: int, desc: str, disable: bool):
+    """``iterable`` with a :func:`_progress` bar that advances by one per item."""
+    with _progress(total, desc, disable) as bar:
+        for item in iterable:
+            yield item
+            bar.update(1)
+
+
+def _drive(static, num, seeds, init_fn, chunk_fn, steps, desc):
     chunks = _chunks(static.iterations, steps)
     carry = init_fn(static, num, seeds)
     outs = []
-    with tqdm(total=static.iterations, desc=desc, unit="it", disable=len(chunks) == 1,
-              leave=False) as bar:
+    with _progress(static.iterations, desc, disable=len(chunks) == 1) as bar:
         for iters in chunks:
             carry, out = chunk_fn(static, num, carry, jnp.asarray(iters, jnp.int32))
             outs.append(out)
@@ -541,7 +574,6 @@ def _train_gymnasium(static: TrainConfig, num: dict, seed: int):
     same jitted code as the JAX-native path. Much slower, but any environment works.
     """
     import gymnasium
-    from tqdm.auto import tqdm
 
     model = _model(static)
     spec = env_spec(static.env)
@@ -557,8 +589,9 @@ def _train_gymnasium(static: TrainConfig, num: dict, seed: int):
     try:
         obs, _ = venv.reset(seed=int(rng.integers(2**31)))
         ep_return = np.zeros(static.num_envs)
-        for it in tqdm(range(static.iterations), desc=f"{static.algo} {static.env}", leave=False,
-                       disable=static.total_steps <= PROGRESS_STEPS // 10):
+        for it in _tracked(range(static.iterations), static.iterations,
+                           f"{static.algo} {static.env}",
+                           disable=static.total_steps <= PROGRESS_STEPS // 10):
             cols = {k: [] for k in ("obs", "act", "rew", "term", "done", "final")}
             ret_sum, ep_count = 0.0, 0
             for _ in range(static.num_steps):

@@ -125,10 +125,11 @@ def lab_argv(notebook_dir: Path, port: int, token: str) -> list[str]:
     return make_argv("lab", f"NOTEBOOK_DIR={notebook_dir}", f"LAB_ARGS={flags}")
 
 
-def present_argv(lesson: str, port: int, token: str) -> list[str]:
-    """``make present NB=lesson``, the lecture mode, on a given port with a given token."""
+def present_argv(lesson: str, port: int, token: str, *variables: str) -> list[str]:
+    """``make present NB=lesson``, the lecture mode, on a given port with a given token (and
+    make ``variables`` such as ``VOILA_CULL_S=5``)."""
     flags = f"--no-browser --Voila.port={port} --Voila.port_retries=0 --token={token}"
-    return make_argv("present", f"NB={lesson}", f"VOILA_ARGS={flags}")
+    return make_argv("present", f"NB={lesson}", f"VOILA_ARGS={flags}", *variables)
 
 
 @contextlib.contextmanager

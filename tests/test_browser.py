@@ -138,6 +138,15 @@ def wait_for_readout(page, panel, expected_html: str) -> None:
         raise
 
 
+def expect_count(locator, n: int) -> None:
+    """Wait until ``locator`` matches ``n`` elements; fail with the count it had."""
+    deadline = time.monotonic() + WIDGET_TIMEOUT_MS / 1000
+    while locator.count() != n:
+        if time.monotonic() > deadline:
+            assert locator.count() == n
+        locator.page.wait_for_timeout(250)
+
+
 def shot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
@@ -257,10 +266,11 @@ def test_lesson_03_ratio_panel_follows_its_sliders(page, lab):
 
     # π_old 0.20 -> 0.25 and π_new 0.80 -> 0.50 (steps of 0.01), A +5 -> +3 (steps of 0.5),
     # ε 0.20 -> 0.30.
-    move(panel, "p_old", "ArrowRight", 5)
-    move(panel, "p_new", "ArrowLeft", 30)
-    move(panel, "advantage", "ArrowLeft", 4)
-    move(panel, "eps", "ArrowRight", 10)
+    label = {name: s.description for name, s in start.sliders.items()}
+    move(panel, label["p_old"], "ArrowRight", 5)
+    move(panel, label["p_new"], "ArrowLeft", 30)
+    move(panel, label["advantage"], "ArrowLeft", 4)
+    move(panel, label["eps"], "ArrowRight", 10)
     moved = ratio_panel(p_old=0.25, p_new=0.5, advantage=3.0, eps=0.3)
     assert_panel_shows(page, panel, moved)
     text = readout_text(panel)
@@ -271,15 +281,64 @@ def test_lesson_03_ratio_panel_follows_its_sliders(page, lab):
     shot(page, "lab_03_ratio_panel")
 
 
-def test_lesson_07_clip_panel_follows_eps(page, lab):
+def static_panels(page):
+    """Panel outputs shown as their stored picture (``Panel.static_html``)."""
+    from course_lib.widgets.panel import STATIC_NOTE
+
+    return page.locator(".jp-OutputArea-output").filter(has_text=STATIC_NOTE)
+
+
+def assert_no_widget_errors(page) -> None:
+    assert page.get_by_text("Error displaying widget").count() == 0
+
+
+def test_lesson_03_after_save_and_reload_its_panel_says_how_to_get_the_sliders_back(page, lab):
+    from course_lib.widgets.ratio import ratio_panel
+
+    open_and_run_all(page, lab, "03_ratio_and_surrogate.ipynb")
+    panel_with_readout(page, "r = π_new / π_old")
+    page.locator(".jp-NotebookPanel-toolbar [data-command='docmanager:save']").click()
+    page.locator(".jp-mod-dirty").first.wait_for(state="detached")
+    page.reload()                                  # the kernel is still running
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    kernel_idle(page).wait_for(timeout=RUN_ALL_TIMEOUT_MS)
+    expect_count(static_panels(page), 1)
+    assert page.locator(".widget-slider").count() == 0
+    assert_no_widget_errors(page)
+    start = ratio_panel(p_old=0.2, p_new=0.8, advantage=5.0, eps=0.2)
+    assert np.array_equal(pixels(image_png(static_panels(page).first)), pixels(start.png()))
+    static_panels(page).first.scroll_into_view_if_needed()
+    shot(page, "lab_03_after_reload")
+
+    # What the line says works: run the cell again and the sliders are back.
+    cell = page.locator(".jp-CodeCell").filter(has=static_panels(page))
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    panel = panel_with_readout(page, "r = π_new / π_old")
+    move(panel, start.sliders["p_new"].description, "ArrowLeft", 30)   # π_new 0.80 -> 0.50
+    assert_panel_shows(page, panel, ratio_panel(p_old=0.2, p_new=0.5, advantage=5.0, eps=0.2))
+    assert_no_widget_errors(page)
+
+
+def test_lesson_07_opened_from_disk_shows_its_panels_as_pictures_then_follows_eps(page, lab):
     from course_lib.widgets.clip import clip_panel
+
+    # The stored lesson (untrusted, no kernel-side models): each panel is its picture and one
+    # line saying how to get the sliders back, not a bare PNG nor "model not found".
+    page.goto(lab.url("lab/tree/07_ppo_clip.ipynb?reset"))
+    kernel_idle(page).wait_for(timeout=RUN_ALL_TIMEOUT_MS)
+    expect_count(static_panels(page), 2)
+    assert static_panels(page).locator("img").count() == 2
+    assert_no_widget_errors(page)
+    static_panels(page).first.scroll_into_view_if_needed()
+    shot(page, "lab_07_stored_panel")
 
     open_and_run_all(page, lab, "07_ppo_clip.ipynb")
     panel = panel_with_readout(page, "clip interval")
     assert_panel_shows(page, panel, clip_panel(eps=0.2))
     before = image_png(panel)
 
-    move(panel, "eps", "ArrowRight", 15)           # ε 0.20 -> 0.35
+    move(panel, clip_panel().sliders["eps"].description, "ArrowRight", 15)  # ε 0.20 -> 0.35
     moved = clip_panel(eps=0.35)
     assert_panel_shows(page, panel, moved)
     assert "[0.65, 1.35]" in readout_text(panel)
@@ -335,13 +394,46 @@ def test_make_present_serves_lesson_07_without_code_and_its_clip_panel_follows_e
         panel = panel_with_readout(page, "clip interval")
         assert_panel_shows(page, panel, clip_panel(eps=0.2))
         assert_no_tracebacks(page)
+        page.locator(".widget-slider").nth(1).wait_for()   # the ε sweep's panel, near the end
         text = page.locator("body").inner_text()
         assert "clip interval" in text             # the page is there, its code is not:
         assert "from course_lib" not in text and "clip_panel(eps=EPS)" not in text
         assert page.locator(".jp-InputArea-editor, .cm-editor").count() == 0
+        # no widget error (the training progress bar left one), no line meant for the notebook
+        assert "Error displaying widget" not in text
+        for line in ("redraw:", "all claims hold", "mean_return shape", "beta replayed"):
+            assert line not in text
+        assert "median over 6 agents" in text       # the lesson's printed results stay
+        # closed pages' kernels are culled after 2 idle minutes, checked every 30 s
+        assert ("Culling kernels with idle durations > 120 seconds at 30 second intervals"
+                in voila.log())
+        assert "Culling kernels even with connected clients" not in voila.log()
 
-        move(panel, "eps", "ArrowLeft", 10)       # ε 0.20 -> 0.10
+        move(panel, clip_panel().sliders["eps"].description, "ArrowLeft", 10)  # ε 0.20 -> 0.10
         assert_panel_shows(page, panel, clip_panel(eps=0.1))
         assert "[0.90, 1.10]" in readout_text(panel)
         panel.scroll_into_view_if_needed()
         shot(page, "voila_07_clip_panel")
+
+
+def test_lecture_mode_shuts_down_the_kernel_of_a_closed_page(tmp_path):
+    """A tab closed without its unload message reaching the server (a laptop put to sleep, a
+    crashed browser) leaves its kernel to the culler; short cull times here, 120 s in class."""
+    home = tmp_path / "voila"
+    with jupyter_server(lambda port, token: present_argv(
+            "07_ppo_clip", port, token, "VOILA_CULL_S=4", "VOILA_CULL_INTERVAL_S=2"),
+            "voila/static/voila.js", home=home) as voila:
+        with chromium_page(CHROMIUM, tmp_path / "profile") as page:
+            page.set_default_timeout(WIDGET_TIMEOUT_MS)
+            page.goto(voila.url(""), timeout=RUN_ALL_TIMEOUT_MS)
+            panel_with_readout(page, "clip interval")
+            kernel_id = page.evaluate("""() => JSON.parse(document.getElementById(
+                'jupyter-config-data').textContent).kernelId""")
+            assert kernel_id
+            page.wait_for_timeout(8000)             # idle past the cull time, still connected
+            assert f"Culling 'idle' kernel 'python3' ({kernel_id})" not in voila.log()
+            page.close(run_before_unload=False)
+        deadline = time.monotonic() + 60
+        while f"Culling 'idle' kernel 'python3' ({kernel_id})" not in voila.log():
+            assert time.monotonic() < deadline, voila.log()[-3000:]
+            time.sleep(1)

@@ -1,5 +1,6 @@
 """What a classroom needs from the environment, checked without a browser: JupyterLab's news
-prompt and update check are off, and the repository is ready for Binder (repo2docker)."""
+prompt and update check are off, a saved lesson keeps its panels' pictures but not their
+widget views, idle kernels are culled, and the repository is ready for Binder (repo2docker)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,47 @@ def test_lab_server_has_no_news_feed_and_no_update_checker(lab):
     assert config["news"] == {"disabled": True}
     assert json.loads(_get(lab, "lab/api/update")) == {"notification": None}
     assert json.loads(_get(lab, "lab/api/news")) == {"news": []}
+
+
+def _send(server, path: str, method: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(server.url(path), method=method,
+                                     data=json.dumps(body or {}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def test_lab_saves_a_panel_as_its_picture_without_the_widget_view(lab):
+    """The server's pre-save hook: a reopened lesson shows the panel's picture and the line that
+    says how to get its sliders back, never "Error displaying widget: model not found"."""
+    view = {"model_id": "0123", "version_major": 2, "version_minor": 0}
+    page = "<img src='data:image/png;base64,iVBO'/><p>Static picture: run this cell again</p>"
+    cell = {"cell_type": "code", "execution_count": 1, "id": "c1", "metadata": {},
+            "source": "panel", "outputs": [
+                {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+                 "data": {"application/vnd.jupyter.widget-view+json": view,
+                          "text/html": page, "text/plain": "Panel(eps)"}},
+                {"output_type": "display_data", "metadata": {},
+                 "data": {"application/vnd.jupyter.widget-view+json": view}}]}
+    nb = {"nbformat": 4, "nbformat_minor": 5, "cells": [cell],
+          "metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {}}}}
+    _send(lab, "api/contents/saved.ipynb", "PUT",
+          {"type": "notebook", "format": "json", "content": nb})
+    saved = _send(lab, "api/contents/saved.ipynb?content=1", "GET")["content"]
+    assert saved["cells"][0]["outputs"] == [
+        {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+         "data": {"text/html": page, "text/plain": "Panel(eps)"}}]
+    assert "widgets" not in saved["metadata"]
+
+
+def test_lab_culls_kernels_idle_for_30_minutes_with_no_page_connected(lab):
+    kernel = _send(lab, "api/kernels", "POST")
+    try:
+        log = lab.log()
+        assert "Culling kernels with idle durations > 1800 seconds at 300 second intervals" in log
+        assert "Culling kernels even with connected clients" not in log
+    finally:
+        _send(lab, f"api/kernels/{kernel['id']}", "DELETE")
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import threading
 import matplotlib as mpl
 import matplotlib.image as mpimg
 import numpy as np
+import pytest
 
 from course_lib.widgets.ratio import ratio_panel
 
@@ -55,3 +56,133 @@ def test_slider_moves_from_two_threads_never_publish_a_half_drawn_figure():
         shown = pixels(png)
         assert any(np.array_equal(shown, e) for e in expected.values()), "a half-drawn figure"
     assert np.array_equal(pixels(panel.png()), expected[panel.sliders["p_new"].value])
+
+
+# ------------------------------------------------------------------------------------------
+# Every panel: readable at its own size, sliders named with the course's symbols
+# ------------------------------------------------------------------------------------------
+
+MAX_WIDTH_PX = 880
+"""JupyterLab's notebook column is about 900 px wide: a wider figure is shown scaled down."""
+
+MIN_TEXT_PX = 10.0
+"""Smallest text on a figure, in pixels (points × dpi / 72)."""
+
+
+def _tiny_policy(model):
+    import jax
+
+    from course_lib.train import Params
+
+    pi, v = model.init(jax.random.key(0))
+    return Params(pi + 0.3 * jax.random.normal(jax.random.key(1), pi.shape), v)
+
+
+def _build(name):
+    """Each panel through its ``*_panel`` function, on small or fake data."""
+    import jax
+
+    import course_lib.widgets as w
+
+    if name == "step_size":
+        from test_cliff import ENV, MODEL
+
+        import course_lib.cliff as C
+
+        setup = C.setup_from_params(_tiny_policy(MODEL), MODEL, ENV, jax.random.key(3),
+                                    jax.random.key(4), n_episodes=8, num_envs=4, num_steps=32,
+                                    step_sizes=np.logspace(-1, 2, 7))
+        return w.step_size_panel(step_size=0.5, setup=setup)
+    if name == "distance":
+        return w.distance_panel()
+    if name == "ratio":
+        return w.ratio_panel()
+    if name == "trust_region":
+        return w.trust_region_panel()
+    if name == "natural_gradient":
+        return w.natural_gradient_panel()
+    if name == "trpo_delta":
+        from test_trpo_anatomy import DELTAS, fake_sweep
+
+        return w.trpo_delta_panel(fake_sweep(), DELTAS, delta=0.01)
+    if name == "trpo_live":
+        from test_trpo_anatomy import TINY
+
+        return w.trpo_live_panel(delta=0.01, config=TINY)
+    if name == "clip":
+        return w.clip_panel()
+    if name == "ppo_eps":
+        from test_clip_study import EPS_GRID, fake_sweep
+
+        return w.ppo_eps_panel(fake_sweep(), EPS_GRID)
+    if name == "compare":
+        from test_compare import RESULTS
+
+        return w.compare_panel(RESULTS, delta=0.01)
+    if name == "epochs":
+        from test_mistakes import ENV, MODEL
+
+        import course_lib.mistakes as M
+        from course_lib.cliff import collect_batch
+
+        params = _tiny_policy(MODEL)
+        batch = collect_batch(params, MODEL, ENV, jax.random.key(2), num_envs=4, num_steps=32)
+        study = M.epoch_study(MODEL, params, batch, jax.random.key(3), max_epochs=4, lr=1e-2,
+                              minibatches=4)
+        return w.epochs_panel(epochs=3, study=study)
+    raise KeyError(name)
+
+
+SLOW = pytest.mark.slow
+PANELS = ["ratio", "trust_region", "natural_gradient", "trpo_delta", "clip", "ppo_eps",
+          "compare", pytest.param("step_size", marks=SLOW), pytest.param("distance", marks=SLOW),
+          pytest.param("trpo_live", marks=SLOW), pytest.param("epochs", marks=SLOW)]
+
+SYMBOLS = {
+    # panel: {slider key: what its description must contain}
+    "step_size": {"step_size": "step size α"},
+    "distance": {"radius": "‖Δθ‖₂", "mix": "random → sensitive"},
+    "ratio": {"p_old": "π_old(a", "p_new": "π_new(a", "advantage": "A", "eps": "ε"},
+    "trust_region": {"delta": "δ (nats)"},
+    "natural_gradient": {"delta": "δ (nats"},
+    "trpo_delta": {"delta": "δ (nats)"},
+    "trpo_live": {"delta": "δ (nats)"},
+    "clip": {"eps": "ε"},
+    "ppo_eps": {"eps": "ε"},
+    "compare": {"iteration": "updates", "smoothing": "smoothing"},
+    "epochs": {"epochs": "epochs", "clip": "clip"},
+}
+"""Each slider's description uses the course's symbol (δ, ε, α, A, π_old, ‖Δθ‖₂) and its unit."""
+
+RAW_NAMES = ("delta", "eps", "step_size", "p_old", "p_new", "advantage", "iteration")
+
+
+@pytest.fixture(scope="module", params=PANELS)
+def built(request):
+    return request.param, _build(request.param)
+
+
+def test_every_panel_fits_the_notebook_at_its_own_size_with_readable_text(built):
+    name, panel = built
+    width = pixels(panel.png()).shape[1]
+    assert width <= MAX_WIDTH_PX, f"{name}: {width} px wide, shown scaled down in JupyterLab"
+    assert panel.image.layout.width == f"{width}px"
+    dpi = panel.figure.dpi
+    texts = [t for t in panel.figure.findobj(mpl.text.Text)
+             if t.get_visible() and t.get_text().strip()]
+    assert texts
+    smallest = min(t.get_fontsize() for t in texts) * dpi / 72
+    assert smallest >= MIN_TEXT_PX, f"{name}: text of {smallest:.1f} px"
+
+
+def test_every_slider_is_described_with_the_course_symbols(built):
+    name, panel = built
+    assert set(panel.sliders) == set(SYMBOLS[name]), "the slider keys are a contract"
+    for key, symbol in SYMBOLS[name].items():
+        description = panel.sliders[key].description
+        assert symbol in description, f"{name}.{key}: {description!r}"
+        assert description not in RAW_NAMES, f"{name}.{key}: a code name, {description!r}"
+        assert panel.sliders[key].style.description_width == "initial", "never cut off"
+        width = panel.sliders[key].layout.width
+        if width is not None:    # the track keeps at least ~200 px beside the description
+            assert int(width.removesuffix("px")) >= 200 + 9 * len(description), (name, key)

@@ -8,6 +8,7 @@ policy lasts about 22) and against dense linear algebra on a tiny network.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import jax
@@ -41,7 +42,7 @@ from course_lib.trust_region import (
     toy_surrogate_gain,
     toy_trust_region,
 )
-from course_lib.widgets.trust_region import trust_region_panel
+from course_lib.widgets.trust_region import DELTA_RANGE, trust_region_panel
 
 TINY = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(8,))
 OPTIMUM = jax.jit(toy_constrained_optimum)
@@ -401,6 +402,31 @@ def test_panel_redraws_the_region_for_each_delta():
     old = np.asarray(DEFAULT_TOY.theta_old)
     assert np.max(np.linalg.norm(np.asarray(tr.boundary) - old, axis=1)) > 2 * np.max(
         np.linalg.norm(before - old, axis=1))
+
+
+def test_panel_axes_stay_fixed_while_the_region_changes():
+    """Moving δ over the slider's whole range keeps the axes' limits: the region's size on the
+    screen is δ's doing, not the axes' rescaling."""
+    panel = trust_region_panel(delta=0.01)
+    slider = panel.sliders["delta"]
+    limits, boundaries, images = [], [], []
+    for delta in (DELTA_RANGE[0], 0.01, 0.1, DELTA_RANGE[1]):
+        slider.value = delta
+        ax = panel.figure.axes[0]
+        limits.append((ax.get_xlim(), ax.get_ylim()))
+        boundaries.append(np.asarray(ax.lines[0].get_xydata()))
+        images.append(panel.png())
+    assert all(np.allclose(lim, limits[0]) for lim in limits), limits
+    # the drawn boundary KL = δ grows with δ, inside the same axes
+    old = np.asarray(DEFAULT_TOY.theta_old)
+    reach = [np.max(np.linalg.norm(b - old, axis=1)) for b in boundaries]
+    assert all(b > 2 * a for a, b in itertools.pairwise(reach)), reach
+    (x0, x1), (y0, y1) = limits[0]
+    small = boundaries[1]   # δ = 0.01: well inside the window, and not a dot
+    assert x0 < small[:, 0].min() and small[:, 0].max() < x1
+    assert y0 < small[:, 1].min() and small[:, 1].max() < y1
+    assert np.ptp(small[:, 1]) > 0.1 * (y1 - y0)
+    assert len(set(images)) == len(images), "every δ draws a different picture"
 
 
 def test_panel_rejects_delta_outside_its_range():

@@ -130,7 +130,7 @@ def draw_clip(figure: Figure, eps: float) -> str:
     return :func:`clip_readout`."""
     figure.set_layout_engine("none")
     axes = figure.subplots(1, 2, gridspec_kw={
-        "left": 0.06, "right": 0.99, "bottom": 0.12, "top": 0.92, "wspace": 0.14})
+        "left": 0.075, "right": 0.99, "bottom": 0.12, "top": 0.92, "wspace": 0.2})
     for ax, advantage in zip(axes, (1.0, -1.0)):
         plot_clip_curve(ax, clip_objective(RATIO_GRID, advantage, eps), advantage, eps,
                         legend=advantage > 0)
@@ -144,8 +144,10 @@ def clip_panel(eps: float = 0.2) -> Panel:
     ``lines[1]`` r·A and ``lines[2]`` ∂L^CLIP/∂r (see :func:`plot_clip_curve`).
     """
     lo, hi = EPS_RANGE
-    s = slider(float(eps), lo, hi, 0.01, "eps", readout_format=".2f")
-    return Panel({"eps": s}, draw_clip, figsize=(13.0, 4.6), layout=None)
+    if not lo <= float(eps) <= hi:
+        raise ValueError(f"eps must lie in [{lo}, {hi}], got {eps}")
+    s = slider(float(eps), lo, hi, 0.01, "ε", readout_format=".2f")
+    return Panel({"eps": s}, draw_clip, figsize=(11.0, 4.6), layout=None)
 
 
 # ------------------------------------------------------------------------------------------
@@ -215,9 +217,9 @@ def plot_epoch_study(axes, study: EpochStudy, delta: float = 0.01):
         _log_axis(ax_r, (1.0, 40.0))
         ax_r.set_yticks([1.2, 2, 5, 10, 20], labels=["1.2", "2", "5", "10", "20"])
         ret = float(np.mean(study.return_before[w]))
-        label(ax_kl, f"After {warm} iterations (return ≈ {ret:.0f}): KL per epoch",
+        label(ax_kl, f"KL per epoch, after {warm} iterations\n(return ≈ {ret:.0f})",
               "epoch of the update", "KL(π_old‖π) (nats, log)", legend=w == 0)
-        label(ax_r, "Largest ratio per epoch", "epoch of the update",
+        label(ax_r, f"Largest ratio per epoch, after {warm} iterations", "epoch of the update",
               "max r = π/π_old (log)", legend=w == 0)
     return axes
 
@@ -294,7 +296,7 @@ def ppo_eps_panel(result: TrainResult, eps_values, eps: float = 0.2) -> Panel:
     first = eps_view(result, grid, eps)
     means = [eps_view(result, grid, e).returns.mean for e in grid]
     s = W.SelectionSlider(
-        options=[(f"{e:g}", e) for e in grid], value=first.eps, description="eps",
+        options=[(f"{e:g}", e) for e in grid], value=first.eps, description="ε",
         continuous_update=False, style={"description_width": "initial"},
         layout=W.Layout(width="420px"),
     )
@@ -303,9 +305,9 @@ def ppo_eps_panel(result: TrainResult, eps_values, eps: float = 0.2) -> Panel:
         view = eps_view(result, grid, eps)
         figure.set_layout_engine("none")
         ax_ret, ax_kl = figure.subplots(1, 2, gridspec_kw={
-            "left": 0.055, "right": 0.99, "bottom": 0.12, "top": 0.93, "wspace": 0.16})
+            "left": 0.075, "right": 0.99, "bottom": 0.12, "top": 0.93, "wspace": 0.24})
         others = [m for i, m in enumerate(means) if i != view.index]
         plot_eps_view(ax_ret, ax_kl, view, others)
         return eps_readout(view)
 
-    return Panel({"eps": s}, draw, figsize=(14.0, 4.8), layout=None)
+    return Panel({"eps": s}, draw, figsize=(11.0, 4.6), layout=None)

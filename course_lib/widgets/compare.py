@@ -160,17 +160,17 @@ def compare_panel(result_by_algo: Mapping[str, TrainResult], *, algo_a: str = "t
     style = {"continuous_update": False, "style": {"description_width": "initial"}}
     sliders = {
         "iteration": W.IntSlider(value=iteration, min=1, max=total, step=1,
-                                 description="iteration", layout=W.Layout(width="420px"), **style),
+                                 description="updates shown", layout=W.Layout(width="440px"), **style),
         "smoothing": W.IntSlider(value=smoothing, min=1, max=10, step=1,
-                                 description="smoothing", layout=W.Layout(width="320px"), **style),
+                                 description="smoothing (updates)", layout=W.Layout(width="380px"), **style),
     }
 
     def draw(figure, iteration: int, smoothing: int) -> str:
         view = compare_view(result_by_algo, algos, iteration, smoothing, edges)
         figure.set_layout_engine("none")
         ax_ret, ax_kl = figure.subplots(1, 2, gridspec_kw={
-            "left": 0.06, "right": 0.99, "bottom": 0.12, "top": 0.92, "wspace": 0.18})
+            "left": 0.075, "right": 0.99, "bottom": 0.12, "top": 0.92, "wspace": 0.24})
         plot_compare_view(ax_ret, ax_kl, view, env_steps_max, return_range, title, delta)
         return compare_readout(view)
 
-    return Panel(sliders, draw, figsize=(14.0, 4.8))
+    return Panel(sliders, draw, figsize=(11.0, 4.6))

@@ -155,6 +155,9 @@ def distance_panel(
     Returns:
       A :class:`course_lib.widgets.panel.Panel`.
     """
+    for name, value, hi in (("radius", radius, RADIUS_MAX), ("mix", mix, 1.0)):
+        if not 0.0 <= value <= hi:
+            raise ValueError(f"{name} must lie in [0, {hi}], got {value}")
     setup = distance_setup() if setup is None else setup
     grid = radius_grid()
     random_curve = np.asarray(kl_along(setup.logits_fn, setup.params, setup.random_dir, grid))
@@ -169,6 +172,6 @@ def distance_panel(
 
     sliders = {
         "radius": slider(radius, 0.0, RADIUS_MAX, 0.01, "radius ‖Δθ‖₂"),
-        "mix": slider(mix, 0.0, 1.0, 0.05, "mix: random → sensitive", readout_format=".2f"),
+        "mix": slider(mix, 0.0, 1.0, 0.05, "direction: random → sensitive", readout_format=".2f"),
     }
     return Panel(sliders, draw, figsize=(11.0, 4.4))

@@ -86,7 +86,7 @@ def draw_epochs(figure: Figure, study: EpochStudy, epochs: int, clip: bool) -> s
     view = epoch_view(study, epochs, clip)
     figure.set_layout_engine("none")
     ax_kl, ax_ratio = figure.subplots(1, 2, gridspec_kw={
-        "left": 0.07, "right": 0.99, "bottom": 0.13, "top": 0.92, "wspace": 0.2})
+        "left": 0.085, "right": 0.99, "bottom": 0.13, "top": 0.92, "wspace": 0.24})
     plot_epoch_view(ax_kl, ax_ratio, view, int(study.epochs[-1]), study.eps)
     return epochs_readout(view)
 
@@ -110,14 +110,14 @@ def epochs_panel(epochs: int = 10, clip: bool = True, study: EpochStudy | None =
         raise ValueError(f"epochs must lie in [1, {max_epochs}], got {epochs}")
     sliders = {
         "epochs": W.IntSlider(value=int(epochs), min=1, max=max_epochs, step=1,
-                              description="epochs", continuous_update=False,
+                              description="epochs on the batch", continuous_update=False,
                               style={"description_width": "initial"},
-                              layout=W.Layout(width="360px")),
-        "clip": W.Checkbox(value=bool(clip), description="clip",
+                              layout=W.Layout(width="460px")),
+        "clip": W.Checkbox(value=bool(clip), description="clip r to [1−ε, 1+ε]",
                            style={"description_width": "initial"}),
     }
 
     def draw(figure: Figure, epochs: int, clip: bool) -> str:
         return draw_epochs(figure, study, epochs, clip)
 
-    return Panel(sliders, draw, figsize=(13.0, 4.6), layout=None)
+    return Panel(sliders, draw, figsize=(11.0, 4.6), layout=None)

@@ -95,7 +95,9 @@ def natural_gradient_panel(delta: float = 0.01) -> Panel:
     rewards = jnp.asarray(BANDIT_REWARDS)
     start = jnp.asarray(BANDIT_START)
     threshold = float(reward_threshold(rewards, 0.95))
-    sliders = {"delta": slider(delta, 0.001, 0.1, 0.001, "delta", ".3f")}
+    if not 0.001 <= delta <= 0.1:
+        raise ValueError(f"delta must lie in [0.001, 0.1], got {delta}")
+    sliders = {"delta": slider(delta, 0.001, 0.1, 0.001, "δ (nats per step)", ".3f")}
 
     def draw(figure: Figure, delta: float) -> str:
         vanilla, natural = jax.device_get(kl_matched_paths(start, rewards, delta, PANEL_STEPS))

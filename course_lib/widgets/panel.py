@@ -15,6 +15,8 @@ rich display also carries that PNG, so a notebook read without a kernel shows th
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import threading
 from collections.abc import Callable, Mapping
@@ -24,6 +26,9 @@ import matplotlib as mpl
 from matplotlib.figure import Figure
 
 from course_lib.plots import COURSE_STYLE
+
+STATIC_NOTE = "Static picture: run this cell again (Shift+Enter) to move the sliders."
+"""The line under a panel's picture wherever the live panel cannot be shown."""
 
 DrawFn = Callable[..., str]
 """``draw(figure, **slider_values) -> readout HTML``: clears nothing, draws into ``figure``."""
@@ -91,23 +96,49 @@ class Panel:
         """The current figure as PNG bytes."""
         return bytes(self.image.value)
 
+    def static_html(self) -> str:
+        """The panel as a picture: the figure, the readout and one line that says how to get the
+        sliders back. A page that cannot show the live widget (a reloaded or reopened lesson,
+        whose widget views ``course_lib.widgets.lab.drop_widget_views`` removed when it was
+        saved; an untrusted notebook; GitHub) shows this instead of an error."""
+        png = base64.b64encode(self.png()).decode("ascii")
+        width = round(self.figure.get_figwidth() * self._dpi)
+        return (
+            f'<div class="course-panel-static">'
+            f'<img src="data:image/png;base64,{png}" style="width:{width}px;max-width:100%" '
+            f'alt="{html.escape(repr(self))}"/>'
+            f"<div>{self.readout.value}</div>"
+            f"<p><b>{STATIC_NOTE}</b></p></div>"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(self.sliders)})"
+
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         data = dict(data)
+        data["text/html"] = self.static_html()
         data["image/png"] = self.png()
-        data["text/plain"] = f"{type(self).__name__}({', '.join(self.sliders)})"
+        data["text/plain"] = repr(self)
         return data
 
 
 def slider(
     value: float, lo: float, hi: float, step: float, description: str, readout_format: str = ".3f"
 ) -> W.FloatSlider:
-    """A float slider wide enough for a projector, ``continuous_update`` off (one redraw per move)."""
+    """A float slider wide enough for a projector, ``continuous_update`` off (one redraw per move).
+
+    ``description`` is what the learner reads: the course's symbol, with its unit where it has
+    one ("δ (nats)", "ε", "π_old(a|s)", "step size α"). The slider grows with it, so a long
+    description never squeezes the track.
+    """
     if not lo <= value <= hi:
         raise ValueError(f"{description} must lie in [{lo}, {hi}], got {value}")
     return W.FloatSlider(
         value=value, min=lo, max=hi, step=step, description=description,
         readout_format=readout_format, continuous_update=False,
-        style={"description_width": "initial"}, layout=W.Layout(width="320px"),
+        style={"description_width": "initial"},
+        # about 9 px a description character and 50 px of readout beside a 260 px track
+        layout=W.Layout(width=f"{310 + 9 * len(description)}px"),
     )

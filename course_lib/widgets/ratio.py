@@ -83,10 +83,15 @@ def ratio_panel(
     contributions against π_new (:func:`course_lib.ratio_demo.contribution_curves`), with the
     current point marked and the clip range shaded.
     """
+    ranges = {"p_old": (p_old, 0.05, 0.95), "p_new": (p_new, 0.01, 0.99),
+              "advantage": (advantage, -10.0, 10.0), "eps": (eps, 0.0, 0.5)}
+    for name, (value, lo, hi) in ranges.items():
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value}")
     sliders = {
-        "p_old": slider(p_old, 0.05, 0.95, 0.01, "p_old", ".2f"),
-        "p_new": slider(p_new, 0.01, 0.99, 0.01, "p_new", ".2f"),
-        "advantage": slider(advantage, -10.0, 10.0, 0.5, "advantage", ".1f"),
-        "eps": slider(eps, 0.0, 0.5, 0.01, "eps", ".2f"),
+        "p_old": slider(p_old, 0.05, 0.95, 0.01, "π_old(a|s)", ".2f"),
+        "p_new": slider(p_new, 0.01, 0.99, 0.01, "π_new(a|s)", ".2f"),
+        "advantage": slider(advantage, -10.0, 10.0, 0.5, "advantage A", ".1f"),
+        "eps": slider(eps, 0.0, 0.5, 0.01, "ε", ".2f"),
     }
     return Panel(sliders, draw_ratio, figsize=(8.0, 4.0))

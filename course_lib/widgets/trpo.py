@@ -221,7 +221,7 @@ def _two_axes(figure) -> tuple[Axes, Axes]:
     time of every redraw (it lays the figure out again on each save)."""
     figure.set_layout_engine("none")
     ax_ret, ax_kl = figure.subplots(1, 2, gridspec_kw={
-        "left": 0.055, "right": 0.99, "bottom": 0.12, "top": 0.93, "wspace": 0.16})
+        "left": 0.075, "right": 0.99, "bottom": 0.12, "top": 0.93, "wspace": 0.24})
     return ax_ret, ax_kl
 
 
@@ -237,7 +237,7 @@ def trpo_delta_panel(result: TrainResult, deltas, *, delta: float = 0.01) -> Pan
     first = delta_view(result, grid, delta)
     context = [delta_view(result, grid, d).returns for d in grid]
     slider = W.SelectionSlider(
-        options=[(f"{d:g}", d) for d in grid], value=first.delta, description="delta",
+        options=[(f"{d:g}", d) for d in grid], value=first.delta, description="δ (nats)",
         continuous_update=False, style={"description_width": "initial"},
         layout=W.Layout(width="420px"),
     )
@@ -249,7 +249,7 @@ def trpo_delta_panel(result: TrainResult, deltas, *, delta: float = 0.01) -> Pan
         plot_delta_view(ax_ret, ax_kl, view, others)
         return delta_readout(view)
 
-    return Panel({"delta": slider}, draw, figsize=(14.0, 4.8))
+    return Panel({"delta": slider}, draw, figsize=(11.0, 4.6))
 
 
 def trpo_live_panel(*, delta: float = 0.01, seed: int = 0,
@@ -275,7 +275,7 @@ def trpo_live_panel(*, delta: float = 0.01, seed: int = 0,
         raise ValueError(f"config.algo must be 'trpo' or 'npg', got {config.algo!r}")
     slider = W.FloatLogSlider(
         value=float(delta), base=10.0, min=float(np.log10(lo)), max=float(np.log10(hi)),
-        step=0.05, description="delta", readout_format=".3g", continuous_update=False,
+        step=0.05, description="δ (nats)", readout_format=".3g", continuous_update=False,
         style={"description_width": "initial"}, layout=W.Layout(width="420px"),
     )
 
@@ -287,4 +287,4 @@ def trpo_live_panel(*, delta: float = 0.01, seed: int = 0,
         plot_live_run(ax_ret, ax_kl, run)
         return live_readout(run, seconds)
 
-    return Panel({"delta": slider}, draw, figsize=(14.0, 4.8))
+    return Panel({"delta": slider}, draw, figsize=(11.0, 4.6))

@@ -19,10 +19,14 @@ from course_lib.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
 from course_lib.trust_region import DEFAULT_TOY, SoftmaxToy, ToyTrustRegion, toy_trust_region
 from course_lib.widgets.panel import Panel
 
-__all__ = ["DELTA_RANGE", "draw_toy_trust_region", "toy_readout", "trust_region_panel"]
+__all__ = ["DELTA_RANGE", "WINDOW_DELTA", "draw_toy_trust_region", "toy_readout", "trust_region_panel"]
 
 DELTA_RANGE = (1e-3, 1.0)
 """The δ slider's range in nats (a log slider)."""
+
+WINDOW_DELTA = 0.3
+"""The panel's axes, the same at every δ, are the window that holds the region at this δ: at
+δ = 0.001 the region is still visible, at δ = 1 it reaches past the window's edges."""
 
 
 def draw_toy_trust_region(ax: Axes, tr: ToyTrustRegion) -> Axes:
@@ -90,8 +94,10 @@ def toy_readout(tr: ToyTrustRegion) -> str:
 def trust_region_panel(delta: float = 0.01, toy: SoftmaxToy = DEFAULT_TOY) -> Panel:
     """A panel with one log slider ``"delta"`` (1e-3 … 1 nats) over the toy's trust region.
 
-    Each move recomputes :func:`course_lib.trust_region.toy_trust_region` (jitted, a few ms)
-    and redraws the figure and the readout.
+    The axes are the same at every δ (the window that holds the region at
+    :data:`WINDOW_DELTA`), so the region's size is what changes on the screen. Each move
+    recomputes :func:`course_lib.trust_region.toy_trust_region` (jitted, a few ms) and
+    redraws the figure and the readout.
 
     Raises:
       ValueError: ``delta`` outside :data:`DELTA_RANGE`.
@@ -105,12 +111,19 @@ def trust_region_panel(delta: float = 0.01, toy: SoftmaxToy = DEFAULT_TOY) -> Pa
         style={"description_width": "initial"}, layout=W.Layout(width="420px"),
     )
 
+    # One window for every δ (:data:`WINDOW_DELTA`'s region with a margin), so the axes stay
+    # put and the feasible region visibly grows and shrinks as δ moves. The surrogate gain
+    # does not depend on δ, so its grid is computed once, on that window.
+    frame = toy_trust_region(WINDOW_DELTA, toy)
+    fixed = {"xs": frame.xs, "ys": frame.ys, "gain_grid": frame.gain_grid,
+             "kl_grid": frame.kl_grid}
+
     def draw(figure: Figure, delta: float) -> str:
-        tr = toy_trust_region(float(delta), toy)
+        tr = toy_trust_region(float(delta), toy)._replace(**fixed)
         # A hand-set layout and no legend (the readout holds the key): text and layout
         # engines are the slowest part of a redraw.
         figure.set_layout_engine("none")
-        draw_toy_trust_region(figure.add_axes((0.15, 0.11, 0.82, 0.80)), tr)
+        draw_toy_trust_region(figure.add_axes((0.14, 0.10, 0.84, 0.82)), tr)
         return toy_readout(tr)
 
-    return Panel({"delta": slider}, draw, figsize=(5.6, 5.0))
+    return Panel({"delta": slider}, draw, figsize=(6.4, 5.8))
