@@ -26,14 +26,14 @@ from jax.flatten_util import ravel_pytree
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from course_lib.curvature import fisher_vector_product, gauss_newton_fvp, subsample
-from course_lib.distributions import categorical_kl, categorical_log_prob
-from course_lib.solvers import (
+from course_lib.core.curvature import fisher_vector_product, gauss_newton_fvp, subsample
+from course_lib.core.distributions import categorical_kl, categorical_log_prob
+from course_lib.core.solvers import (
     backtracking_line_search,
     conjugate_gradient,
     trust_region_step,
 )
-from course_lib.surrogate import surrogate
+from course_lib.core.surrogate import surrogate
 
 BATCH, OBS, HIDDEN, ACTIONS = 2048, 4, 64, 2
 DELTA, DAMPING, CG_ITERS, BACKTRACKS, SHRINK = 0.01, 0.1, 10, 10, 0.8

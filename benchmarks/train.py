@@ -78,7 +78,7 @@ def use_empty_cache() -> str:
     """
     path = tempfile.mkdtemp(prefix="course_lib_bench_cache_")
     atexit.register(shutil.rmtree, path, ignore_errors=True)
-    train_module = importlib.import_module("course_lib.train")
+    train_module = importlib.import_module("course_lib.rl.train")
     train_module._cache_dir = lambda: Path(path)
     train_module.enable_compilation_cache(path)
     return path

@@ -15,10 +15,10 @@ if not _os.environ.get("COURSE_LIB_KEEP_XLA_FLAGS"):
     if "xla_backend_optimization_level" not in _flags:
         _os.environ["XLA_FLAGS"] = f"{_flags} --xla_backend_optimization_level=1".strip()
 
-from course_lib.advantages import gae, gae_from_next_values, normalize_advantages
-from course_lib.config import TrainConfig
-from course_lib.curvature import dense_fisher, fisher_vector_product, gauss_newton_fvp
-from course_lib.distributions import (
+from course_lib.core.advantages import gae, gae_from_next_values, normalize_advantages
+from course_lib.rl.config import TrainConfig
+from course_lib.core.curvature import dense_fisher, fisher_vector_product, gauss_newton_fvp
+from course_lib.core.distributions import (
     categorical_entropy,
     categorical_kl,
     categorical_log_prob,
@@ -26,10 +26,10 @@ from course_lib.distributions import (
     gaussian_kl,
     gaussian_log_prob,
 )
-from course_lib.envs import make_env
-from course_lib.networks import ActorCritic
-from course_lib.solvers import backtracking_line_search, conjugate_gradient, trust_region_step
-from course_lib.surrogate import (
+from course_lib.rl.envs import make_env
+from course_lib.rl.networks import ActorCritic
+from course_lib.core.solvers import backtracking_line_search, conjugate_gradient, trust_region_step
+from course_lib.core.surrogate import (
     clip_fraction,
     clipped_surrogate,
     kl_estimate,
@@ -37,7 +37,7 @@ from course_lib.surrogate import (
     ratio,
     surrogate,
 )
-from course_lib.train import TrainResult, evaluate, train, train_many
+from course_lib.rl.train import TrainResult, evaluate, train, train_many
 
 __version__ = "0.1.0"
 

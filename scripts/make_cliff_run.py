@@ -5,7 +5,7 @@
 """
 
 from course_lib import train
-from course_lib.cliff import CLIFF_CONFIG, CLIFF_RUN_FILE, CLIFF_SEED, save_cliff_run
+from course_lib.lessons.l01_cliff import CLIFF_CONFIG, CLIFF_RUN_FILE, CLIFF_SEED, save_cliff_run
 
 if __name__ == "__main__":
     CLIFF_RUN_FILE.parent.mkdir(exist_ok=True)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib.advantages import gae, gae_from_next_values, normalize_advantages
+from course_lib.core.advantages import gae, gae_from_next_values, normalize_advantages
 
 RTOL = 2e-5
 ATOL = 2e-5

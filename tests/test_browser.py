@@ -256,7 +256,7 @@ def assert_no_tracebacks(page) -> None:
 
 
 def test_lesson_03_ratio_panel_follows_its_sliders(page, lab):
-    from course_lib.widgets.ratio import ratio_panel
+    from course_lib.widgets.l03_ratio import ratio_panel
 
     open_and_run_all(page, lab, "03_ratio_and_surrogate.ipynb")
     panel = panel_with_readout(page, "r = π_new / π_old")
@@ -293,7 +293,7 @@ def assert_no_widget_errors(page) -> None:
 
 
 def test_lesson_03_after_save_and_reload_its_panel_says_how_to_get_the_sliders_back(page, lab):
-    from course_lib.widgets.ratio import ratio_panel
+    from course_lib.widgets.l03_ratio import ratio_panel
 
     open_and_run_all(page, lab, "03_ratio_and_surrogate.ipynb")
     panel_with_readout(page, "r = π_new / π_old")
@@ -321,7 +321,7 @@ def test_lesson_03_after_save_and_reload_its_panel_says_how_to_get_the_sliders_b
 
 
 def test_lesson_07_opened_from_disk_shows_its_panels_as_pictures_then_follows_eps(page, lab):
-    from course_lib.widgets.clip import clip_panel
+    from course_lib.widgets.l07_ppo_clip import clip_panel
 
     # The stored lesson (untrusted, no kernel-side models): each panel is its picture and one
     # line saying how to get the sliders back, not a bare PNG nor "model not found".
@@ -386,7 +386,7 @@ def test_lab_shows_no_news_or_update_pop_up(page, lab):
 
 def test_make_present_serves_lesson_07_without_code_and_its_clip_panel_follows_eps(page,
                                                                                   tmp_path):
-    from course_lib.widgets.clip import clip_panel
+    from course_lib.widgets.l07_ppo_clip import clip_panel
 
     with jupyter_server(lambda port, token: present_argv("07_ppo_clip", port, token),
                         "voila/static/voila.js", home=tmp_path / "voila") as voila:

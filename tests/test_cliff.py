@@ -1,4 +1,4 @@
-"""Lesson 01's computations (course_lib.cliff) and its step-size panel.
+"""Lesson 01's computations (course_lib.lessons.l01_cliff) and its step-size panel.
 
 Most tests use a small untrained CartPole policy (a (16,) tanh network) perturbed away from
 uniform, so that nothing here trains; ``test_lesson_setup_shows_the_cliff`` (slow) trains the
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from course_lib import cliff as C
-from course_lib.envs import make_env, set_gymnasium_state
-from course_lib.networks import ActorCritic
-from course_lib.surrogate import surrogate
-from course_lib.train import Params
+from course_lib.rl.envs import make_env, set_gymnasium_state
+from course_lib.rl.networks import ActorCritic
+from course_lib.core.surrogate import surrogate
+from course_lib.rl.train import Params
 
 MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(16,))
 ENV = make_env("CartPole-v1")
@@ -354,7 +354,7 @@ def _numbers(html: str) -> list[float]:
 
 
 def test_panel_redraws_on_every_slider_move(setup):
-    from course_lib.widgets.cliff import step_size_panel
+    from course_lib.widgets.l01_cliff import step_size_panel
 
     panel = step_size_panel(step_size=0.5, setup=setup)
     assert list(panel.sliders) == ["step_size"]
@@ -387,7 +387,7 @@ def test_panel_redraws_on_every_slider_move(setup):
 
 
 def test_panel_rejects_bad_arguments(setup):
-    from course_lib.widgets.cliff import step_size_panel
+    from course_lib.widgets.l01_cliff import step_size_panel
 
     with pytest.raises(ValueError, match="step_size"):
         step_size_panel(step_size=1e3, setup=setup)

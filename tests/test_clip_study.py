@@ -1,4 +1,4 @@
-"""Tests of lesson 07's computations (``course_lib.clip_study``) and panels (``widgets.clip``).
+"""Tests of lesson 07's computations (``course_lib.lessons.l07_ppo_clip``) and panels (``widgets.clip``).
 
 * the per-sample clipped objective and its gradients against a numpy formula;
 * :func:`training_batch` against the training loop's own iteration (same update, same params);
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from course_lib import TrainConfig, clipped_surrogate
-from course_lib.clip_study import (
+from course_lib.lessons.l07_ppo_clip import (
     EPOCH_DIAGNOSTICS,
     VARIANTS,
     EpochStudy,
@@ -36,12 +36,12 @@ from course_lib.clip_study import (
     study_summary,
     training_batch,
 )
-from course_lib.ppo import PPOHyper, adapt_beta, ppo_update
-from course_lib.rollout import policy_diagnostics
-from course_lib.train import Params, TrainResult
-from course_lib.widgets.clip import RATIO_GRID, clip_panel, ppo_eps_panel
+from course_lib.rl.ppo import PPOHyper, adapt_beta, ppo_update
+from course_lib.rl.rollout import policy_diagnostics
+from course_lib.rl.train import Params, TrainResult
+from course_lib.widgets.l07_ppo_clip import RATIO_GRID, clip_panel, ppo_eps_panel
 
-T = importlib.import_module("course_lib.train")
+T = importlib.import_module("course_lib.rl.train")
 TINY = TrainConfig(total_steps=4 * 2 * 16, num_envs=2, num_steps=16, minibatches=2, hidden=(8,),
                    epochs=2)
 

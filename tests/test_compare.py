@@ -1,4 +1,4 @@
-"""Tests of lesson 08's computations (course_lib.compare) and its panel (widgets.compare).
+"""Tests of lesson 08's computations (course_lib.lessons.l08_trpo_vs_ppo) and its panel (widgets.compare).
 
 Curves and results are small hand-made arrays with known answers; the references are plain
 Python loops. One slow test trains a tiny config to exercise ``evaluate_seeds`` and
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from course_lib import ActorCritic, TrainConfig, TrainResult, evaluate, train_many
-from course_lib.compare import (
+from course_lib.lessons.l08_trpo_vs_ppo import (
     KL_BINS,
     SEED_TABLE,
     SOLVE_THRESHOLD,
@@ -39,8 +39,8 @@ from course_lib.compare import (
     update_code_lines,
     update_functions,
 )
-from course_lib.train import env_spec
-from course_lib.widgets.compare import compare_panel
+from course_lib.rl.train import env_spec
+from course_lib.widgets.l08_trpo_vs_ppo import compare_panel
 
 STEPS = np.array([100, 200, 300, 400, 500])
 RET_A = np.array([[10.0, 200.0, 480.0, 500.0, 500.0],
@@ -222,25 +222,25 @@ def test_count_code_lines_rejects_non_code():
 
 
 def test_update_functions_follow_calls_within_the_modules():
-    from course_lib.ppo import optimizer, ppo_loss, ppo_update
-    from course_lib.solvers import backtracking_line_search, conjugate_gradient
-    from course_lib.surrogate import surrogate
-    from course_lib.trpo import fit_value, trpo_policy_step
+    from course_lib.rl.ppo import optimizer, ppo_loss, ppo_update
+    from course_lib.core.solvers import backtracking_line_search, conjugate_gradient
+    from course_lib.core.surrogate import surrogate
+    from course_lib.rl.trpo import fit_value, trpo_policy_step
 
-    trpo = update_functions(trpo_policy_step, ("course_lib.trpo", "course_lib.solvers",
-                                               "course_lib.curvature"))
+    trpo = update_functions(trpo_policy_step, ("course_lib.rl.trpo", "course_lib.core.solvers",
+                                               "course_lib.core.curvature"))
     assert trpo[0] is trpo_policy_step
     assert conjugate_gradient in trpo and backtracking_line_search in trpo
     assert surrogate not in trpo and fit_value not in trpo
-    ppo = update_functions(ppo_update, ("course_lib.ppo",))
+    ppo = update_functions(ppo_update, ("course_lib.rl.ppo",))
     assert ppo[0] is ppo_update and ppo_loss in ppo and optimizer in ppo
     assert len(ppo) == len(set(ppo))
 
 
 def test_update_code_lines_sums_the_functions():
     trpo, ppo = update_code_lines("trpo"), update_code_lines("ppo")
-    from course_lib.ppo import ppo_loss, ppo_update
-    from course_lib.trpo import trpo_policy_step
+    from course_lib.rl.ppo import ppo_loss, ppo_update
+    from course_lib.rl.trpo import trpo_policy_step
 
     assert trpo["trpo_policy_step"] == count_code_lines(trpo_policy_step)
     assert ppo["ppo_update"] == count_code_lines(ppo_update)

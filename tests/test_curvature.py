@@ -1,4 +1,4 @@
-"""Identity tests for course_lib.curvature: FVP = dense Fisher · v, both KL directions, damping.
+"""Identity tests for course_lib.core.curvature: FVP = dense Fisher · v, both KL directions, damping.
 
 Every identity is checked eagerly and under ``jax.jit``. The policies are small tanh MLPs with
 nested-dict parameters (plain jnp, so nothing else of the library is involved): a categorical
@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from course_lib.curvature import (
+from course_lib.core.curvature import (
     dense_fisher,
     fisher_vector_product,
     gauss_newton_fvp,
     subsample,
 )
-from course_lib.distributions import categorical_kl, gaussian_kl
+from course_lib.core.distributions import categorical_kl, gaussian_kl
 
 B, OBS, HID, ACT = 32, 3, 5, 4
 

@@ -1,4 +1,4 @@
-"""Tests of course_lib.distributions against float64 numpy oracles and KL identities."""
+"""Tests of course_lib.core.distributions against float64 numpy oracles and KL identities."""
 
 import math
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
 
-from course_lib.distributions import (
+from course_lib.core.distributions import (
     categorical_entropy,
     categorical_kl,
     categorical_log_prob,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from course_lib import envs
-from course_lib.envs import (
+from course_lib.rl.envs import (
     EnvState,
     gymnasium_env,
     make_env,

@@ -33,7 +33,7 @@ import pytest
 
 from course_lib import checks
 from course_lib import exercises as ex
-from course_lib.distributions import categorical_kl, categorical_log_prob
+from course_lib.core.distributions import categorical_kl, categorical_log_prob
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = ROOT / "notebooks"
@@ -660,7 +660,7 @@ def _mini_lesson(tmp_path: Path, solution: str, check_line: str) -> Path:
         {"cell_type": "markdown", "id": "m0", "metadata": {}, "source": ["# A lesson\n"]},
         code(1, "import jax.numpy as jnp"),
         code(2, "# BEGIN SOLUTION\n" + solution + "# END SOLUTION"),
-        code(3, "from course_lib.checks import check_ratio\n\n_ = check_ratio(my_ratio)",
+        code(3, "from course_lib.exercises.checks import check_ratio\n\n_ = check_ratio(my_ratio)",
              [{"name": "stdout", "output_type": "stream", "text": [check_line]}]),
     ], "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
                                    "name": "python3"}},

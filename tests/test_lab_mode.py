@@ -15,7 +15,7 @@ import pytest
 from jupyter_server.utils import import_item
 from nbclient import NotebookClient
 
-from course_lib.widgets.clip import clip_panel
+from course_lib.widgets.l07_ppo_clip import clip_panel
 from course_lib.widgets.lab import WIDGET_VIEW, drop_widget_views, in_lecture_mode, note
 from course_lib.widgets.panel import STATIC_NOTE
 
@@ -118,7 +118,7 @@ def test_a_progress_bar_in_a_kernel_leaves_no_widget_behind():
     """tqdm's notebook bar with ``leave=False`` closes its widget and left the output pointing
     at it: Voilà showed "Error displaying widget: model not found" there."""
     outputs = _run_in_a_kernel(
-        "from course_lib.train import _progress, _tracked\n"
+        "from course_lib.rl.train import _progress, _tracked\n"
         "with _progress(3, 'ppo CartPole-v1', disable=False) as bar:\n"
         "    bar.update(3)\n"
         "print(sum(_tracked(range(4), 4, 'ppo', disable=False)))\n"

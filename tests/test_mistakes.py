@@ -1,4 +1,4 @@
-"""Lesson 09's computations (course_lib.mistakes) and its epochs panel.
+"""Lesson 09's computations (course_lib.lessons.l09_mistakes) and its epochs panel.
 
 Everything runs on a small untrained CartPole policy (a (16,) tanh network perturbed away from
 uniform) and short batches, so nothing here trains.
@@ -13,13 +13,13 @@ import pytest
 
 from course_lib import mistakes as M
 from course_lib import ppo, trpo
-from course_lib.cliff import collect_batch, rollout_return
-from course_lib.envs import make_env
-from course_lib.networks import ActorCritic
-from course_lib.ppo import PPOHyper, optimizer, ppo_update
-from course_lib.train import Params
-from course_lib.trpo import TRPOHyper, trpo_policy_step
-from course_lib.widgets.mistakes import epochs_panel
+from course_lib.lessons.l01_cliff import collect_batch, rollout_return
+from course_lib.rl.envs import make_env
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.ppo import PPOHyper, optimizer, ppo_update
+from course_lib.rl.train import Params
+from course_lib.rl.trpo import TRPOHyper, trpo_policy_step
+from course_lib.widgets.l09_mistakes import epochs_panel
 
 MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(16,))
 ENV = make_env("CartPole-v1")
@@ -43,7 +43,7 @@ def study(params, batch) -> M.EpochStudy:
 
 
 def _surrogate_gradient(policy_params, batch):
-    """∇ mean(r·A) written out by hand (no course_lib.surrogate)."""
+    """∇ mean(r·A) written out by hand (no course_lib.core.surrogate)."""
     def plain(p):
         logp = MODEL.log_prob(MODEL.policy(p, batch.obs), batch.actions)
         return jnp.mean(jnp.exp(logp - batch.logp_old) * batch.advantages)

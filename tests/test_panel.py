@@ -11,7 +11,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from course_lib.widgets.ratio import ratio_panel
+from course_lib.widgets.l03_ratio import ratio_panel
 
 
 def pixels(png: bytes) -> np.ndarray:
@@ -72,7 +72,7 @@ MIN_TEXT_PX = 10.0
 def _tiny_policy(model):
     import jax
 
-    from course_lib.train import Params
+    from course_lib.rl.train import Params
 
     pi, v = model.init(jax.random.key(0))
     return Params(pi + 0.3 * jax.random.normal(jax.random.key(1), pi.shape), v)
@@ -87,7 +87,7 @@ def _build(name):
     if name == "step_size":
         from test_cliff import ENV, MODEL
 
-        import course_lib.cliff as C
+        import course_lib.lessons.l01_cliff as C
 
         setup = C.setup_from_params(_tiny_policy(MODEL), MODEL, ENV, jax.random.key(3),
                                     jax.random.key(4), n_episodes=8, num_envs=4, num_steps=32,
@@ -122,8 +122,8 @@ def _build(name):
     if name == "epochs":
         from test_mistakes import ENV, MODEL
 
-        import course_lib.mistakes as M
-        from course_lib.cliff import collect_batch
+        import course_lib.lessons.l09_mistakes as M
+        from course_lib.lessons.l01_cliff import collect_batch
 
         params = _tiny_policy(MODEL)
         batch = collect_batch(params, MODEL, ENV, jax.random.key(2), num_envs=4, num_steps=32)

@@ -1,4 +1,4 @@
-"""Tests for course_lib.policy_distance and the lesson-02 panel (course_lib.widgets.distance).
+"""Tests for course_lib.lessons.l02_policy_distance and the lesson-02 panel (course_lib.widgets.l02_policy_distance).
 
 Most identities use a linear softmax policy, logits = X W, whose Fisher matrix has a closed
 form: F = mean_b (x_b x_bᵀ) ⊗ (diag p_b − p_b p_bᵀ). The references are computed in float64
@@ -17,9 +17,9 @@ import pytest
 
 matplotlib.use("Agg")
 
-from course_lib.distributions import categorical_kl
-from course_lib.envs import make_env
-from course_lib.policy_distance import (
+from course_lib.core.distributions import categorical_kl
+from course_lib.rl.envs import make_env
+from course_lib.lessons.l02_policy_distance import (
     DISPLAY_STATES,
     balancing_controller,
     cartpole_observations,
@@ -39,7 +39,7 @@ from course_lib.policy_distance import (
     shift_for_kl,
     unit,
 )
-from course_lib.widgets.distance import distance_panel
+from course_lib.widgets.l02_policy_distance import distance_panel
 
 B, D, A = 40, 3, 3
 

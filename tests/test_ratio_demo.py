@@ -1,4 +1,4 @@
-"""Tests of course_lib.ratio_demo and its panel: the worked example, importance sampling, and the
+"""Tests of course_lib.lessons.l03_ratio and its panel: the worked example, importance sampling, and the
 surrogate against the exact objective of a tiny MDP (numpy oracles, identities, the lesson's claims).
 """
 
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib.ratio_demo import (
+from course_lib.lessons.l03_ratio import (
     LineScan,
     TabularMDP,
     WorkedExample,
@@ -32,7 +32,7 @@ from course_lib.ratio_demo import (
     true_objective,
     worked_example,
 )
-from course_lib.widgets.ratio import P_NEW_GRID, ratio_panel
+from course_lib.widgets.l03_ratio import P_NEW_GRID, ratio_panel
 
 # --------------------------------------------------------------------------- one sample
 

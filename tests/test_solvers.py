@@ -1,4 +1,4 @@
-"""Tests of course_lib.solvers: CG against a dense solve, step scaling, line-search properties.
+"""Tests of course_lib.core.solvers: CG against a dense solve, step scaling, line-search properties.
 
 Each property is checked eagerly and under ``jax.jit``.
 """
@@ -13,16 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
 
-from course_lib.curvature import gauss_newton_fvp
-from course_lib.distributions import categorical_kl, categorical_log_prob
-from course_lib.solvers import (
+from course_lib.core.curvature import gauss_newton_fvp
+from course_lib.core.distributions import categorical_kl, categorical_log_prob
+from course_lib.core.solvers import (
     CGInfo,
     LineSearchInfo,
     backtracking_line_search,
     conjugate_gradient,
     trust_region_step,
 )
-from course_lib.surrogate import surrogate
+from course_lib.core.surrogate import surrogate
 
 MODES = ["eager", "jit"]
 

@@ -1,4 +1,4 @@
-"""Tests of course_lib.surrogate: the seed's worked example, numpy oracles, gradients, KL estimators."""
+"""Tests of course_lib.core.surrogate: the seed's worked example, numpy oracles, gradients, KL estimators."""
 
 import functools
 import math
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.distributions import categorical_kl, categorical_log_prob
-from course_lib.surrogate import (
+from course_lib.core.distributions import categorical_kl, categorical_log_prob
+from course_lib.core.surrogate import (
     clip_fraction,
     clipped_surrogate,
     kl_estimate,

@@ -1,4 +1,4 @@
-"""Tests for course_lib.toys (softmax bandit, natural gradient, network problem) and the
+"""Tests for course_lib.lessons.l05_natural_gradient (softmax bandit, natural gradient, network problem) and the
 lesson-05 panel.
 
 References are independent of the code under test: autodiff of the objective and of the KL
@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib.curvature import dense_fisher, fisher_vector_product, gauss_newton_fvp
-from course_lib.solvers import trust_region_step
-from course_lib.toys import (
+from course_lib.core.curvature import dense_fisher, fisher_vector_product, gauss_newton_fvp
+from course_lib.core.solvers import trust_region_step
+from course_lib.lessons.l05_natural_gradient import (
     BANDIT_REWARDS,
     BANDIT_START,
     SIMPLEX_VERTICES,
@@ -37,7 +37,7 @@ from course_lib.toys import (
     softmax_fisher,
     steps_to_reach,
 )
-from course_lib.widgets.natural_gradient import PANEL_STEPS, natural_gradient_panel
+from course_lib.widgets.l05_natural_gradient import PANEL_STEPS, natural_gradient_panel
 
 R = jnp.array(BANDIT_REWARDS)
 START = jnp.array(BANDIT_START)

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 from course_lib import ActorCritic, TrainConfig, evaluate, train, train_many
-from course_lib.config import ALGOS
+from course_lib.rl.config import ALGOS
 
-# ``course_lib.train`` the attribute is the function; the module is this:
-train_module = importlib.import_module("course_lib.train")
+# ``course_lib.rl.train`` the attribute is the function; the module is this:
+train_module = importlib.import_module("course_lib.rl.train")
 Params = train_module.Params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Lesson 06's computations (course_lib.trpo_anatomy) and its two δ panels.
+"""Lesson 06's computations (course_lib.lessons.l06_trpo) and its two δ panels.
 
 The update tests use a small CartPole policy (one tanh layer of 8 units, P = 58 parameters)
 perturbed away from uniform, so the dense Fisher matrix is a cheap independent reference.
@@ -13,13 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib.cliff import collect_batch
-from course_lib.config import TrainConfig
-from course_lib.curvature import dense_fisher
-from course_lib.envs import make_env
-from course_lib.networks import ActorCritic
-from course_lib.train import Params, TrainResult, train
-from course_lib.trpo_anatomy import (
+from course_lib.lessons.l01_cliff import collect_batch
+from course_lib.rl.config import TrainConfig
+from course_lib.core.curvature import dense_fisher
+from course_lib.rl.envs import make_env
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.train import Params, TrainResult, train
+from course_lib.lessons.l06_trpo import (
     batch_kl,
     batch_surrogate,
     delta_view,
@@ -31,7 +31,7 @@ from course_lib.trpo_anatomy import (
     overshoot_fraction,
     seed_band,
 )
-from course_lib.widgets.trpo import trpo_delta_panel, trpo_live_panel
+from course_lib.widgets.l06_trpo import trpo_delta_panel, trpo_live_panel
 
 MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(8,))
 

@@ -1,4 +1,4 @@
-"""Tests of course_lib.trust_region (lesson 04) and its panel.
+"""Tests of course_lib.lessons.l04_trust_region (lesson 04) and its panel.
 
 The toy is checked against closed forms (softmax gradient and Fisher) and an independent
 brute-force grid search of the constrained problem; the CartPole machinery against known
@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib.curvature import dense_fisher
-from course_lib.networks import ActorCritic
-from course_lib.trust_region import (
+from course_lib.core.curvature import dense_fisher
+from course_lib.rl.networks import ActorCritic
+from course_lib.lessons.l04_trust_region import (
     DEFAULT_TOY,
     DIRECTION_KINDS,
     KL_REGIMES,
@@ -42,7 +42,7 @@ from course_lib.trust_region import (
     toy_surrogate_gain,
     toy_trust_region,
 )
-from course_lib.widgets.trust_region import DELTA_RANGE, trust_region_panel
+from course_lib.widgets.l04_trust_region import DELTA_RANGE, trust_region_panel
 
 TINY = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(8,))
 OPTIMUM = jax.jit(toy_constrained_optimum)

@@ -1,7 +1,7 @@
 """Tests of the updates as pure functions: PPO (clip, ablation, penalty, early stopping, value
 clip), adaptive β, TRPO / NPG policy steps, the value fit and the batch diagnostics.
 
-Every test builds a small synthetic :class:`~course_lib.rollout.Batch` (64 states of a
+Every test builds a small synthetic :class:`~course_lib.rl.rollout.Batch` (64 states of a
 4-dimensional observation, 2 actions, a (16,) tanh network) and checks a behaviour the
 course states, not an implementation detail.
 """
@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib.networks import ActorCritic
-from course_lib.ppo import PPOHyper, adapt_beta, optimizer, ppo_loss, ppo_update
-from course_lib.rollout import Batch, explained_variance, policy_diagnostics
-from course_lib.surrogate import clipped_surrogate, surrogate
-from course_lib.trpo import TRPOHyper, fit_value, trpo_policy_step
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.ppo import PPOHyper, adapt_beta, optimizer, ppo_loss, ppo_update
+from course_lib.rl.rollout import Batch, explained_variance, policy_diagnostics
+from course_lib.core.surrogate import clipped_surrogate, surrogate
+from course_lib.rl.trpo import TRPOHyper, fit_value, trpo_policy_step
 
 MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(16,))
 N = 64

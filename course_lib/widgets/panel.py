@@ -25,7 +25,7 @@ import ipywidgets as W
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-from course_lib.plots import COURSE_STYLE
+from course_lib.widgets.plots import COURSE_STYLE
 
 STATIC_NOTE = "Static picture: run this cell again (Shift+Enter) to move the sliders."
 """The line under a panel's picture wherever the live panel cannot be shown."""

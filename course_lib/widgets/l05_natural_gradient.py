@@ -3,7 +3,7 @@
 :func:`natural_gradient_panel` has one slider, ``delta``: the exact KL between consecutive
 policies. Both paths take steps of that KL (the vanilla step is rescaled to it too, so the
 comparison is fair); the readout states how many steps each needs to reach 95 % of the
-optimal reward. The computation is :func:`course_lib.toys.kl_matched_paths`.
+optimal reward. The computation is :func:`course_lib.lessons.l05_natural_gradient.kl_matched_paths`.
 
 :func:`draw_simplex` and :func:`plot_simplex_path` are the figure helpers the lesson's static
 figures share with the panel.
@@ -17,8 +17,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from course_lib.plots import BLACK, BLUE, VERMILLION, label
-from course_lib.toys import (
+from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label
+from course_lib.lessons.l05_natural_gradient import (
     BANDIT_REWARDS,
     BANDIT_START,
     SIMPLEX_VERTICES,
@@ -41,7 +41,7 @@ METHOD_COLORS = {"vanilla": VERMILLION, "natural": BLUE}
 def draw_simplex(ax: Axes, rewards, title: str = "policy simplex") -> Axes:
     """Draw the probability triangle of a 3-armed bandit, each corner named with its reward.
 
-    Coordinates are those of :func:`course_lib.toys.simplex_xy`; the corner of arm ``i`` is
+    Coordinates are those of :func:`course_lib.lessons.l05_natural_gradient.simplex_xy`; the corner of arm ``i`` is
     the deterministic policy that always pulls arm ``i``.
     """
     v = np.asarray(SIMPLEX_VERTICES)
@@ -81,8 +81,8 @@ def _steps_text(n: int, n_steps: int) -> str:
 def natural_gradient_panel(delta: float = 0.01) -> Panel:
     """Vanilla and natural gradient paths with steps of exact KL ``delta`` on the simplex.
 
-    The bandit is :data:`course_lib.toys.BANDIT_REWARDS` from the nearly deterministic start
-    :data:`course_lib.toys.BANDIT_START`. Left: both paths on the probability triangle. Right:
+    The bandit is :data:`course_lib.lessons.l05_natural_gradient.BANDIT_REWARDS` from the nearly deterministic start
+    :data:`course_lib.lessons.l05_natural_gradient.BANDIT_START`. Left: both paths on the probability triangle. Right:
     the expected reward per step, with the 95 % line. The readout gives each method's number
     of steps to 95 % of the optimal reward.
 

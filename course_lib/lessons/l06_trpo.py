@@ -15,7 +15,7 @@ Appendix C) of the policy parameters θ_old on a batch is four numbered steps:
 
 :func:`dissect_trpo_update` runs these library pieces one by one and keeps every
 intermediate value; it lands on exactly the parameters of
-:func:`course_lib.trpo.trpo_policy_step` (:func:`library_trpo_step`), which does the same
+:func:`course_lib.rl.trpo.trpo_policy_step` (:func:`library_trpo_step`), which does the same
 update without exposing its inside. The natural policy gradient (Kakade 2001) is steps
 1–3 alone: ``θ_old + s``, with no check of the exact KL.
 
@@ -35,17 +35,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib._validate import check_int_at_least, check_positive, check_rank
-from course_lib.config import TrainConfig
-from course_lib.networks import ActorCritic
-from course_lib.rollout import Batch
-from course_lib.solvers import (
+from course_lib.rl.config import TrainConfig
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.rollout import Batch
+from course_lib.core.solvers import (
     LineSearchInfo,
     backtracking_line_search,
     conjugate_gradient,
     trust_region_step,
 )
-from course_lib.train import TrainResult, train
-from course_lib.trpo import TRPOHyper, batch_fvp, batch_kl, batch_surrogate, trpo_policy_step
+from course_lib.rl.train import TrainResult, train
+from course_lib.rl.trpo import TRPOHyper, batch_fvp, batch_kl, batch_surrogate, trpo_policy_step
 
 __all__ = [
     "DeltaView",
@@ -86,7 +86,7 @@ class UpdateAnatomy(NamedTuple):
       quadratic_kl_undamped: ``½ sᵀF s``, the same model without the damping term ``½λ‖s‖²``.
       linear_gain: ``gᵀs``, the linear model of the surrogate's improvement.
       full_step_kl: the exact mean KL(π_old‖π_{θ_old+s}) of the full step.
-      line_search: :class:`course_lib.solvers.LineSearchInfo` with every fraction evaluated
+      line_search: :class:`course_lib.core.solvers.LineSearchInfo` with every fraction evaluated
         (``evaluate_all=True``); ``n_backtracks`` is the k TRPO accepts.
       new_params: ``[P]`` θ_new, the accepted ``θ_old + 0.8ᵏ·s`` (θ_old when none is).
     """
@@ -152,7 +152,7 @@ def _check_update_args(policy_params, batch, model, delta, cg_damping, backtrack
     if not isinstance(model, ActorCritic):
         raise TypeError(f"model must be an ActorCritic, got {type(model).__name__}")
     if not isinstance(batch, Batch):
-        raise TypeError(f"batch must be a course_lib.rollout.Batch, got {type(batch).__name__}")
+        raise TypeError(f"batch must be a course_lib.rl.rollout.Batch, got {type(batch).__name__}")
     check_rank(policy_params, 1, "policy_params")
     check_positive(delta, "delta")
     if not float(cg_damping) >= 0.0:
@@ -190,7 +190,7 @@ def dissect_trpo_update(
     The arguments mean what the fields of :class:`course_lib.TrainConfig` of the same name
     mean; the defaults are the course's. The line search evaluates every fraction so the
     trace is complete; the accepted k and θ_new are those of the stopping search that
-    :func:`course_lib.trpo.trpo_policy_step` runs (compare :func:`library_trpo_step`).
+    :func:`course_lib.rl.trpo.trpo_policy_step` runs (compare :func:`library_trpo_step`).
 
     Returns:
       an :class:`UpdateAnatomy`.
@@ -229,7 +229,7 @@ def library_trpo_step(
     fisher_subsample: int = 1,
     line_search: bool = True,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """The update the training loop runs: :func:`course_lib.trpo.trpo_policy_step`, jitted.
+    """The update the training loop runs: :func:`course_lib.rl.trpo.trpo_policy_step`, jitted.
 
     Same arguments as :func:`dissect_trpo_update`; ``line_search=False`` is the natural
     policy gradient step ``θ_old + s``. Returns ``(new_params [P], diagnostics)``.
@@ -394,7 +394,7 @@ class LiveRun(NamedTuple):
 
 
 def live_run(config: TrainConfig, delta: float, seed: int = 0) -> LiveRun:
-    """``course_lib.train(config.replace(delta=delta), seed)`` reduced to what a panel plots.
+    """``course_lib.rl.train(config.replace(delta=delta), seed)`` reduced to what a panel plots.
 
     δ is a traced field of :class:`course_lib.TrainConfig`, so once ``config``'s structure
     is compiled every new δ reuses the program (about a second for CartPole's defaults).

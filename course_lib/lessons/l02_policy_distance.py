@@ -17,12 +17,12 @@ top eigenvector of F the KL is ½ λ_max r², along a random direction it is abo
 The policy is given as ``logits_fn: params [P] → logits [B, A]`` over a fixed batch of states
 (a closure over the network and the observations), so every function here works for any
 categorical policy with flat parameters. :func:`distance_setup` builds the one the lesson
-uses: a small :class:`course_lib.networks.ActorCritic` policy fitted to a pole-balancing
+uses: a small :class:`course_lib.rl.networks.ActorCritic` policy fitted to a pole-balancing
 controller on CartPole observations.
 
 :func:`naive_kl_from_probs` is the textbook formula Σ p (log p − log q) on probabilities. It is
 here to *demonstrate* why the course computes KL from logits
-(:func:`course_lib.distributions.categorical_kl`): it returns ``nan`` when p has a
+(:func:`course_lib.core.distributions.categorical_kl`): it returns ``nan`` when p has a
 zero-probability action and ``inf`` when q underflows.
 """
 
@@ -44,9 +44,9 @@ from course_lib._validate import (
     check_same_shape,
     concrete_float,
 )
-from course_lib.curvature import dense_fisher, fisher_vector_product
-from course_lib.distributions import categorical_kl
-from course_lib.networks import ActorCritic
+from course_lib.core.curvature import dense_fisher, fisher_vector_product
+from course_lib.core.distributions import categorical_kl
+from course_lib.rl.networks import ActorCritic
 
 LogitsFn = Callable[[jax.Array], jax.Array]
 """``params [P] → logits [B, A]``: a categorical policy evaluated on a fixed batch of states."""
@@ -158,7 +158,7 @@ def _kl_from(logits_fn: LogitsFn, params: jax.Array) -> Callable[[jax.Array], ja
 def sensitive_direction(logits_fn: LogitsFn, params: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The most KL-sensitive direction: the top eigenvector of the Fisher matrix at ``params``.
 
-    F = ∇²_θ mean KL(π_old‖π_θ) at θ_old (built with :func:`course_lib.curvature.dense_fisher`).
+    F = ∇²_θ mean KL(π_old‖π_θ) at θ_old (built with :func:`course_lib.core.curvature.dense_fisher`).
     Among all unit vectors d, the top eigenvector maximises dᵀF d = λ_max, so for small r it is
     the length-r perturbation with the largest KL, ≈ ½ λ_max r². The eigenvector's sign is
     arbitrary; it is fixed here so that its largest-magnitude entry is positive.
@@ -180,7 +180,7 @@ def sensitive_direction(logits_fn: LogitsFn, params: jax.Array) -> tuple[jax.Arr
 def fisher_matrix(logits_fn: LogitsFn, params: jax.Array) -> jax.Array:
     """The ``[P, P]`` Fisher matrix F = ∇²_θ mean KL(π_params‖π_θ) at θ = params.
 
-    :func:`course_lib.curvature.dense_fisher` of the mean KL with π_params held fixed, jitted
+    :func:`course_lib.core.curvature.dense_fisher` of the mean KL with π_params held fixed, jitted
     once per ``logits_fn``. Near ``params``, KL(π_params‖π_(params + Δθ)) ≈ ½ Δθᵀ F Δθ.
     """
     params = _check_vector(params, "params")
@@ -200,7 +200,7 @@ def mean_kl(logits_fn: LogitsFn, params_p: jax.Array, params_q: jax.Array) -> ja
 
     With ``params_p = θ_old`` this is TRPO's constraint quantity KL(π_old‖π_new); swap the
     arguments for the reverse KL(π_new‖π_old). Computed from logits by
-    :func:`course_lib.distributions.categorical_kl`.
+    :func:`course_lib.core.distributions.categorical_kl`.
 
     Returns:
       A scalar, in nats.
@@ -263,7 +263,7 @@ def quadratic_kl(
     """The second-order prediction ½ r² dᵀF d of :func:`kl_along`, d normalised, ``[R]``.
 
     dᵀF d comes from one Fisher-vector product
-    (:func:`course_lib.curvature.fisher_vector_product`, no damping). For small r it matches
+    (:func:`course_lib.core.curvature.fisher_vector_product`, no damping). For small r it matches
     the true KL in both directions, KL(old‖new) and KL(new‖old): they share the Hessian F.
     """
     params = _check_vector(params, "params")
@@ -389,7 +389,7 @@ def naive_kl_from_probs(p: jax.Array, q: jax.Array, mask_zeros: bool = False) ->
       although the true KL is finite;
     * ``mask_zeros=True`` uses one ``jnp.where(p > 0, term, 0)``: the value is then right when
       p(a) = 0, but the gradient is still ``nan`` (the masked-out branch's ``nan`` leaks into
-      the backward pass). :func:`course_lib.distributions.categorical_kl` avoids all three by
+      the backward pass). :func:`course_lib.core.distributions.categorical_kl` avoids all three by
       working from logits and masking *before* the logs are combined.
 
     Args:

@@ -4,7 +4,7 @@
     python -m course_lib.exercises check [LESSON ...]
 
 A lesson marks each solution between two comment lines; its ``# HINT:`` line is for the
-learner, and the cell after the solution calls a checker of :mod:`course_lib.checks`::
+learner, and the cell after the solution calls a checker of :mod:`course_lib.exercises.checks`::
 
     # BEGIN SOLUTION
     def my_ratio(logp_new, logp_old):
@@ -61,7 +61,7 @@ from course_lib.workspace import (
     write_unless_edited,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LESSONS = ROOT / "notebooks"
 EXERCISES = LESSONS / "exercises"
 RECORD = ".built.json"
@@ -109,7 +109,7 @@ class Exercise:
       names: the functions (and assigned names) the block defines, in order.
       hints: the hint of each name (same order).
       solution: the block's source between the markers.
-      checker: the name of the ``course_lib.checks`` function the check cell calls.
+      checker: the name of the ``course_lib.exercises.checks`` function the check cell calls.
     """
 
     lesson: str
@@ -296,7 +296,7 @@ def _checker_called(source: str) -> str | None:
 
 def find_exercises(nb: dict, lesson: str) -> list[Exercise]:
     """Every solution block of a lesson, checked for the markup the builder needs."""
-    from course_lib.checks import CHECKERS
+    from course_lib.exercises.checks import CHECKERS
 
     cells = nb["cells"]
     exercises = []
@@ -313,10 +313,10 @@ def find_exercises(nb: dict, lesson: str) -> list[Exercise]:
         checker = _checker_called(_source(cells[nxt])) if nxt is not None else None
         if checker is None:
             raise ExerciseError(f"{where}: the code cell after a solution must call a checker "
-                                "of course_lib.checks (e.g. `_ = check_ratio(my_ratio)`)")
+                                "of course_lib.exercises.checks (e.g. `_ = check_ratio(my_ratio)`)")
         if checker not in CHECKERS:
             raise ExerciseError(f"{where}: the check cell calls {checker}(), which "
-                                "course_lib.checks does not define")
+                                "course_lib.exercises.checks does not define")
         for solution, names, hints in found:
             exercises.append(Exercise(lesson, i, nxt, names, hints, solution, checker))
     return exercises
@@ -623,7 +623,3 @@ def main(argv: list[str] | None = None) -> int:
     except ExerciseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -37,12 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib._validate import check_int_at_least
-from course_lib.config import TrainConfig
-from course_lib.networks import ActorCritic
-from course_lib.ppo import PPOHyper, optimizer, ppo_update
-from course_lib.rollout import Batch
-from course_lib.train import TrainResult, enable_compilation_cache, env_spec
-from course_lib.trpo import TRPOHyper, fit_value, trpo_policy_step
+from course_lib.rl.config import TrainConfig
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.ppo import PPOHyper, optimizer, ppo_update
+from course_lib.rl.rollout import Batch
+from course_lib.rl.train import TrainResult, enable_compilation_cache, env_spec
+from course_lib.rl.trpo import TRPOHyper, fit_value, trpo_policy_step
 
 __all__ = [
     "SEED_TABLE",
@@ -235,7 +235,7 @@ def evaluate_seeds(result: TrainResult, config: TrainConfig, episodes: int = 10,
 
 
 def synthetic_batch(model: ActorCritic, key: jax.Array, size: int) -> Batch:
-    """A :class:`course_lib.rollout.Batch` of ``size`` made-up transitions, for timing.
+    """A :class:`course_lib.rl.rollout.Batch` of ``size`` made-up transitions, for timing.
 
     Observations and advantages are standard normal, actions are drawn from a freshly
     initialised policy (so ``logp_old`` and ``dist_old`` are consistent), returns are
@@ -297,10 +297,10 @@ def _update_program(config: TrainConfig, model: ActorCritic) -> Callable:
 def time_per_update(config: TrainConfig, repeats: int = 10, seed: int = 0) -> float:
     """Wall-clock seconds of one warm update (policy and critic) on one batch, best of ``repeats``.
 
-    The update is the one :func:`course_lib.train` runs for ``config`` (PPO: ``epochs ×
-    minibatches`` Adam steps of :func:`course_lib.ppo.ppo_update`; TRPO/NPG:
-    :func:`course_lib.trpo.trpo_policy_step` then ``epochs × minibatches`` Adam steps of
-    :func:`course_lib.trpo.fit_value`), jitted, on a :func:`synthetic_batch` of
+    The update is the one :func:`course_lib.rl.train` runs for ``config`` (PPO: ``epochs ×
+    minibatches`` Adam steps of :func:`course_lib.rl.ppo.ppo_update`; TRPO/NPG:
+    :func:`course_lib.rl.trpo.trpo_policy_step` then ``epochs × minibatches`` Adam steps of
+    :func:`course_lib.rl.trpo.fit_value`), jitted, on a :func:`synthetic_batch` of
     ``config.batch_size`` transitions. One call compiles; ``repeats`` more are timed and the
     fastest is kept (as ``timeit`` does: other programs on the machine can only slow a run
     down). The rollout, the same for both algorithms, is not included. A measurement, not a
@@ -453,23 +453,23 @@ def update_functions(root: Callable, modules: Sequence[str]) -> list[Callable]:
 def update_code_lines(algo: str) -> dict[str, int]:
     """Lines of code (:func:`count_code_lines`) of one policy update, function by function.
 
-    * ``"trpo"``: :func:`course_lib.trpo.trpo_policy_step` and what it calls in
-      ``course_lib.trpo``, ``course_lib.solvers`` and ``course_lib.curvature`` (conjugate
+    * ``"trpo"``: :func:`course_lib.rl.trpo.trpo_policy_step` and what it calls in
+      ``course_lib.rl.trpo``, ``course_lib.core.solvers`` and ``course_lib.core.curvature`` (conjugate
       gradient, step scaling, line search, Fisher-vector product and their helpers);
-    * ``"ppo"``: :func:`course_lib.ppo.ppo_update` and what it calls in ``course_lib.ppo``
+    * ``"ppo"``: :func:`course_lib.rl.ppo.ppo_update` and what it calls in ``course_lib.rl.ppo``
       (``ppo_loss``, the optimiser).
 
-    The surrogate objectives themselves (``course_lib.surrogate``) are shared and not counted.
+    The surrogate objectives themselves (``course_lib.core.surrogate``) are shared and not counted.
     Returns ``{function name: lines}`` in call order.
     """
-    from course_lib.ppo import ppo_update
-    from course_lib.trpo import trpo_policy_step
+    from course_lib.rl.ppo import ppo_update
+    from course_lib.rl.trpo import trpo_policy_step
 
     if algo == "trpo":
-        fns = update_functions(trpo_policy_step, ("course_lib.trpo", "course_lib.solvers",
-                                                  "course_lib.curvature"))
+        fns = update_functions(trpo_policy_step, ("course_lib.rl.trpo", "course_lib.core.solvers",
+                                                  "course_lib.core.curvature"))
     elif algo == "ppo":
-        fns = update_functions(ppo_update, ("course_lib.ppo",))
+        fns = update_functions(ppo_update, ("course_lib.rl.ppo",))
     else:
         raise ValueError(f"algo must be 'trpo' or 'ppo', got {algo!r}")
     return {fn.__name__: count_code_lines(fn) for fn in fns}

@@ -3,9 +3,9 @@
 * :func:`trpo_delta_panel` reads a precomputed ``train_many(..., delta=deltas)`` grid: the
   slider ``"delta"`` picks one of the swept values and the panel redraws that δ's learning
   curves (mean and seed range) and its exact KL per update against δ. The numbers come from
-  :func:`course_lib.trpo_anatomy.delta_view`; nothing is trained on a slider move.
+  :func:`course_lib.lessons.l06_trpo.delta_view`; nothing is trained on a slider move.
 * :func:`trpo_live_panel` retrains: every move of ``"delta"`` runs
-  :func:`course_lib.trpo_anatomy.live_run` (one ``course_lib.train`` call that reuses the
+  :func:`course_lib.lessons.l06_trpo.live_run` (one ``course_lib.rl.train`` call that reuses the
   compiled program) and draws the fresh learning curve and KL per update.
 
 The plot functions draw into given axes and are used by the lesson's static figures too.
@@ -20,11 +20,11 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import LogLocator, NullLocator
 
-from course_lib.config import TrainConfig
-from course_lib.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
-from course_lib.solvers import LineSearchInfo
-from course_lib.train import TrainResult
-from course_lib.trpo_anatomy import (
+from course_lib.rl.config import TrainConfig
+from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
+from course_lib.core.solvers import LineSearchInfo
+from course_lib.rl.train import TrainResult
+from course_lib.lessons.l06_trpo import (
     DeltaView,
     LiveRun,
     SeedBand,
@@ -256,7 +256,7 @@ def trpo_live_panel(*, delta: float = 0.01, seed: int = 0,
                     config: TrainConfig | None = None) -> Panel:
     """A panel that retrains TRPO from scratch for every value of its slider ``"delta"``.
 
-    Each move calls :func:`course_lib.trpo_anatomy.live_run` (``course_lib.train`` with
+    Each move calls :func:`course_lib.lessons.l06_trpo.live_run` (``course_lib.rl.train`` with
     the new δ; the compiled program is reused, so a CartPole run takes about a second).
 
     Args:

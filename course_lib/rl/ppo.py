@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from course_lib.networks import ActorCritic
-from course_lib.rollout import Batch, minibatch_indices, normalise, take
-from course_lib.surrogate import clipped_surrogate, kl_estimate, surrogate
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.rollout import Batch, minibatch_indices, normalise, take
+from course_lib.core.surrogate import clipped_surrogate, kl_estimate, surrogate
 
 
 class PPOHyper(NamedTuple):

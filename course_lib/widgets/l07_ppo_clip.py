@@ -2,10 +2,10 @@
 
 * :func:`clip_panel` (slider ``"eps"``) draws one sample's clipped objective
   min(r·A, clip(r, 1−ε, 1+ε)·A) and its gradient ∂/∂r against the ratio r, for A = +1 (left)
-  and A = −1 (right) (:func:`course_lib.clip_study.clip_objective`); analytic, it redraws in tens of ms.
+  and A = −1 (right) (:func:`course_lib.lessons.l07_ppo_clip.clip_objective`); analytic, it redraws in tens of ms.
 * :func:`ppo_eps_panel` (slider ``"eps"`` over the swept values) reads a precomputed
   ``train_many(TrainConfig(), seeds, eps=eps_values)`` grid and redraws that ε's learning
-  curves and KL per update (:func:`course_lib.clip_study.eps_view`); nothing is trained.
+  curves and KL per update (:func:`course_lib.lessons.l07_ppo_clip.eps_view`); nothing is trained.
 
 The plot functions draw into given axes and serve the lesson's static figures as well.
 """
@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
-from course_lib.clip_study import (
+from course_lib.lessons.l07_ppo_clip import (
     VARIANTS,
     ClipCurve,
     EpochStudy,
@@ -27,11 +27,11 @@ from course_lib.clip_study import (
     eps_view,
     flat_region,
 )
-from course_lib.plots import BLACK, BLUE, GREEN, ORANGE, PURPLE, VERMILLION, label
-from course_lib.train import TrainResult
-from course_lib.trpo_anatomy import seed_band
+from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, PURPLE, VERMILLION, label
+from course_lib.rl.train import TrainResult
+from course_lib.lessons.l06_trpo import seed_band
 from course_lib.widgets.panel import Panel, slider
-from course_lib.widgets.trpo import plot_band
+from course_lib.widgets.l06_trpo import plot_band
 
 __all__ = [
     "EPS_RANGE",
@@ -65,7 +65,7 @@ KL_AXIS = (1e-4, 10.0)
 """The KL axis (log scale) of the lesson's KL plots."""
 
 VARIANT_COLOURS = dict(zip(VARIANTS, (BLUE, VERMILLION, GREEN)))
-"""Colour of each variant of :func:`course_lib.clip_study.epoch_study`."""
+"""Colour of each variant of :func:`course_lib.lessons.l07_ppo_clip.epoch_study`."""
 
 _OBJ_AXIS = (-2.7, 2.7)
 

@@ -39,8 +39,8 @@ from course_lib._validate import (
     check_same_shape,
     concrete_float,
 )
-from course_lib.distributions import categorical_kl
-from course_lib.surrogate import clipped_surrogate, ratio, surrogate
+from course_lib.core.distributions import categorical_kl
+from course_lib.core.surrogate import clipped_surrogate, ratio, surrogate
 
 __all__ = [
     "ImportanceSampling",
@@ -141,7 +141,7 @@ def worked_example(p_old, p_new, advantage, eps=0.2) -> WorkedExample:
     """Ratio, surrogate and clipped-surrogate terms of ONE sample, and their gradients.
 
     r = p_new / p_old (computed as exp(log p_new − log p_old) by :func:`course_lib.ratio`),
-    contribution r·A (:func:`course_lib.surrogate` of a batch of one), clipped contribution
+    contribution r·A (:func:`course_lib.core.surrogate` of a batch of one), clipped contribution
     min(r·A, clip(r, 1−ε, 1+ε)·A) (:func:`course_lib.clipped_surrogate`, PPO paper eq. 7), and the
     gradient of both with respect to log p_new (by ``jax.grad``).
 
@@ -219,7 +219,7 @@ def importance_sampling_estimates(
     E_{a~π_old}[r(a) f(a)] = Σ_a π_old(a) (π_new(a)/π_old(a)) f(a) = E_{a~π_new}[f(a)], so the
     mean of r·f over old samples is an unbiased estimate of the new policy's expectation; with
     f = A_old it is the surrogate of one state. Each batch's estimate is
-    :func:`course_lib.surrogate` of its samples.
+    :func:`course_lib.core.surrogate` of its samples.
 
     Args:
       key: a ``jax.random`` key.
@@ -392,7 +392,7 @@ def surrogate_gain(mdp: TabularMDP, theta_old, theta) -> jax.Array:
     """The surrogate L(θ) = Σ_s ρ_old(s) Σ_a π_old(a|s) r_θ(s, a) A_old(s, a), exactly.
 
     It is E[r·A] over the old policy's (discounted) state-action distribution, the expectation
-    that :func:`course_lib.surrogate` estimates from a batch, with r from
+    that :func:`course_lib.core.surrogate` estimates from a batch, with r from
     :func:`course_lib.ratio`. L(θ_old) = 0 (E_old[A_old] = 0 in every state), so L(θ) is the
     gain the surrogate predicts. θ_old is treated as fixed data (``stop_gradient``).
 

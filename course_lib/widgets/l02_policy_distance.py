@@ -4,10 +4,10 @@
 
 * ``"radius"``: the L2 length r = ‖θ_new − θ_old‖₂ of the perturbation;
 * ``"mix"``: the direction, from a random one (0) to the top eigenvector of the Fisher (1),
-  see :func:`course_lib.policy_distance.mix_directions`.
+  see :func:`course_lib.lessons.l02_policy_distance.mix_directions`.
 
-Each move recomputes :func:`course_lib.policy_distance.distance_view` on the lesson's policy
-(:func:`course_lib.policy_distance.distance_setup`) and redraws two axes: the probability of
+Each move recomputes :func:`course_lib.lessons.l02_policy_distance.distance_view` on the lesson's policy
+(:func:`course_lib.lessons.l02_policy_distance.distance_setup`) and redraws two axes: the probability of
 pushing right on a few named CartPole states before and after the step, and the mean
 KL(π_old‖π_new) against the radius (log-log) for the random, the sensitive and the current
 direction, with the current step marked. The readout states L2 and both KL directions.
@@ -19,8 +19,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from course_lib.plots import BLACK, BLUE, SKY, VERMILLION, label
-from course_lib.policy_distance import (
+from course_lib.widgets.plots import BLACK, BLUE, SKY, VERMILLION, label
+from course_lib.lessons.l02_policy_distance import (
     DISPLAY_STATES,
     DistanceSetup,
     DistanceView,
@@ -37,7 +37,7 @@ RADIUS_MAX = 3.0
 """Largest radius the panel's slider offers."""
 
 SHORT_NAMES = ("upright", "leans R", "falls R", "falls L", "swings back")
-"""Bar labels for :data:`course_lib.policy_distance.DISPLAY_STATES`."""
+"""Bar labels for :data:`course_lib.lessons.l02_policy_distance.DISPLAY_STATES`."""
 
 TRUST_REGION_KL = 0.01
 """The KL level drawn for reference: a typical TRPO δ."""

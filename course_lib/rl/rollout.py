@@ -12,9 +12,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from course_lib.advantages import normalize_advantages
-from course_lib.networks import ActorCritic, Dist
-from course_lib.surrogate import clip_fraction, kl_estimate
+from course_lib.core.advantages import normalize_advantages
+from course_lib.rl.networks import ActorCritic, Dist
+from course_lib.core.surrogate import clip_fraction, kl_estimate
 
 
 class Batch(NamedTuple):

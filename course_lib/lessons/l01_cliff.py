@@ -21,7 +21,7 @@ The experiment behind the lesson, as small pure functions:
 :func:`load_cliff_run` loads the lesson's trained policy, stored with the course (training is
 chaotic: rounding that differs between CPUs gives another policy after a few iterations, with
 its cliff at another step size); :func:`make_cliff_setup` precomputes what the panel of
-``course_lib.widgets.cliff`` needs (the batch, the gradient, the sweep).
+``course_lib.widgets.l01_cliff`` needs (the batch, the gradient, the sweep).
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ from course_lib._validate import (
     check_rank,
     check_same_shape,
 )
-from course_lib.advantages import gae_from_next_values, normalize_advantages
-from course_lib.config import TrainConfig
-from course_lib.distributions import categorical_kl
-from course_lib.envs import JaxEnv, make_env, step_autoreset
-from course_lib.networks import ActorCritic, Dist
-from course_lib.rollout import Batch
-from course_lib.surrogate import surrogate
-from course_lib.train import Params
+from course_lib.core.advantages import gae_from_next_values, normalize_advantages
+from course_lib.rl.config import TrainConfig
+from course_lib.core.distributions import categorical_kl
+from course_lib.rl.envs import JaxEnv, make_env, step_autoreset
+from course_lib.rl.networks import ActorCritic, Dist
+from course_lib.rl.rollout import Batch
+from course_lib.core.surrogate import surrogate
+from course_lib.rl.train import Params
 
 __all__ = [
     "BATCH_SEED",
@@ -173,12 +173,12 @@ def collect_batch(
 
     ``num_envs`` environments start from ``env.reset`` and run ``num_steps`` steps each,
     actions sampled from π_old (``params.policy``), a new episode starting where one ends
-    (:func:`course_lib.envs.step_autoreset`). Advantages are GAE(γ, λ) from the critic
+    (:func:`course_lib.rl.envs.step_autoreset`). Advantages are GAE(γ, λ) from the critic
     ``params.value`` (Schulman et al. 2016), bootstrapped with V(final observation) for
     truncated episodes, then normalised to zero mean and unit std, as in training.
 
     Args:
-      params: :class:`course_lib.train.Params` ``(policy [P], value [V])``.
+      params: :class:`course_lib.rl.train.Params` ``(policy [P], value [V])``.
       model: the categorical :class:`ActorCritic` of ``params``.
       env: a JAX-native environment (``course_lib.make_env``).
       key: a JAX random key.
@@ -186,13 +186,13 @@ def collect_batch(
       gamma, lam: discount and GAE λ in [0, 1].
 
     Returns:
-      :class:`course_lib.rollout.Batch` with ``[N]`` rows, N = num_envs · num_steps
+      :class:`course_lib.rl.rollout.Batch` with ``[N]`` rows, N = num_envs · num_steps
       (``dist_old.logits [N, A]`` are π_old's logits on ``obs [N, O]``).
     """
     _check_discrete(model)
     _check_env(env, model)
     if not isinstance(params, Params):
-        raise TypeError(f"params must be course_lib.train.Params, got {type(params).__name__}")
+        raise TypeError(f"params must be course_lib.rl.train.Params, got {type(params).__name__}")
     _check_params(params.policy, "params.policy")
     check_int_at_least(num_envs, 1, "num_envs")
     check_int_at_least(num_steps, 1, "num_steps")
@@ -528,7 +528,7 @@ def crossing_step_size(step_sizes, kls, target_kl: float) -> float:
 CLIFF_SEED = 18
 """Training seed of the stored run (:data:`CLIFF_RUN_FILE`): its episodes average about 200."""
 
-CLIFF_RUN_FILE = Path(__file__).parent / "data" / "cliff_run.npz"
+CLIFF_RUN_FILE = Path(__file__).resolve().parents[1] / "data" / "cliff_run.npz"
 """``train(CLIFF_CONFIG, seed=CLIFF_SEED)`` as run when the lesson was written
 (``python scripts/make_cliff_run.py`` writes it again)."""
 
@@ -598,7 +598,7 @@ class CliffRun(NamedTuple):
 
 
 def save_cliff_run(result, path: Path | str = CLIFF_RUN_FILE) -> None:
-    """Store a :class:`~course_lib.train.TrainResult`'s parameters and learning curve as ``.npz``."""
+    """Store a :class:`~course_lib.rl.train.TrainResult`'s parameters and learning curve as ``.npz``."""
     np.savez(path, policy=np.asarray(result.params.policy), value=np.asarray(result.params.value),
              env_steps=np.asarray(result.env_steps), mean_return=np.asarray(result.mean_return))
 

@@ -3,7 +3,7 @@
 :func:`step_size_panel` applies one plain policy-gradient step θ_old + α·g of the chosen size α
 to the trained CartPole policy and shows what it did: the action probabilities on batch states
 before and after, and where α sits on the cliff (return and KL against step size). The
-computation is :func:`course_lib.cliff.step_view`; the trained parameters, the batch, the
+computation is :func:`course_lib.lessons.l01_cliff.step_view`; the trained parameters, the batch, the
 gradient and the sweep are computed once, when the panel is built.
 """
 
@@ -13,8 +13,8 @@ import ipywidgets as W
 import numpy as np
 from matplotlib.axes import Axes
 
-from course_lib.cliff import CliffSetup, StepOutcome, StepView, make_cliff_setup, step_view
-from course_lib.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
+from course_lib.lessons.l01_cliff import CliffSetup, StepOutcome, StepView, make_cliff_setup, step_view
+from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
 from course_lib.widgets.panel import Panel
 
 __all__ = ["plot_cliff", "plot_probabilities", "step_size_panel", "step_size_readout"]
@@ -29,7 +29,7 @@ def plot_probabilities(ax: Axes, p_old: np.ndarray, p_new: np.ndarray) -> Axes:
     Args:
       ax: the axes to draw into.
       p_old, p_new: ``[n]`` probabilities of action 1 under π_old and π_new, in the order
-        of increasing ``p_old`` (:class:`course_lib.cliff.StepView`).
+        of increasing ``p_old`` (:class:`course_lib.lessons.l01_cliff.StepView`).
     """
     x = np.arange(len(p_old))
     ax.plot(x, p_old, color=BLUE, label="π_old (trained)")
@@ -134,13 +134,13 @@ def step_size_panel(step_size: float = 20.0, setup: CliffSetup | None = None) ->
     """A panel with one log-scaled slider, ``"step_size"`` (α from 10⁻² to 10²).
 
     Each move applies θ_old + α·g from the stored trained parameters and gradient
-    (:func:`course_lib.cliff.step_view`), plays the fixed evaluation episodes with the new
+    (:func:`course_lib.lessons.l01_cliff.step_view`), plays the fixed evaluation episodes with the new
     policy, and redraws: action probabilities before/after, and the marker on the cliff.
 
     Args:
       step_size: the initial α, in [0.01, 100].
-      setup: a :class:`course_lib.cliff.CliffSetup`; by default
-        :func:`course_lib.cliff.make_cliff_setup` (the lesson's stored policy).
+      setup: a :class:`course_lib.lessons.l01_cliff.CliffSetup`; by default
+        :func:`course_lib.lessons.l01_cliff.make_cliff_setup` (the lesson's stored policy).
     """
     if not 0.01 <= float(step_size) <= 100.0:
         raise ValueError(f"step_size must lie in [0.01, 100], got {step_size}")

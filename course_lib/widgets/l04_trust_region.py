@@ -1,10 +1,10 @@
 """Lesson 04's panel: the δ slider over the softmax toy's trust region.
 
 ``trust_region_panel(delta=0.01)`` draws, in the two-parameter plane of
-:class:`course_lib.trust_region.SoftmaxToy`, the surrogate gain L(θ) − L(θ_old) (filled
+:class:`course_lib.lessons.l04_trust_region.SoftmaxToy`, the surrogate gain L(θ) − L(θ_old) (filled
 contours), the feasible region KL(π_old‖π_θ) ≤ δ (its true boundary and TRPO's quadratic
 ellipse ½ΔθᵀFΔθ = δ), the exact constrained optimum, TRPO's step and a plain gradient step.
-Every number comes from :func:`course_lib.trust_region.toy_trust_region`.
+Every number comes from :func:`course_lib.lessons.l04_trust_region.toy_trust_region`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from course_lib.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
-from course_lib.trust_region import DEFAULT_TOY, SoftmaxToy, ToyTrustRegion, toy_trust_region
+from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
+from course_lib.lessons.l04_trust_region import DEFAULT_TOY, SoftmaxToy, ToyTrustRegion, toy_trust_region
 from course_lib.widgets.panel import Panel
 
 __all__ = ["DELTA_RANGE", "WINDOW_DELTA", "draw_toy_trust_region", "toy_readout", "trust_region_panel"]
@@ -96,7 +96,7 @@ def trust_region_panel(delta: float = 0.01, toy: SoftmaxToy = DEFAULT_TOY) -> Pa
 
     The axes are the same at every δ (the window that holds the region at
     :data:`WINDOW_DELTA`), so the region's size is what changes on the screen. Each move
-    recomputes :func:`course_lib.trust_region.toy_trust_region` (jitted, a few ms) and
+    recomputes :func:`course_lib.lessons.l04_trust_region.toy_trust_region` (jitted, a few ms) and
     redraws the figure and the readout.
 
     Raises:

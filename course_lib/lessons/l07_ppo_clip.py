@@ -15,12 +15,12 @@ and runs several epochs of minibatch Adam on it. This module measures both halve
   Matters in Deep Policy Gradients" (Engstrom et al., 2020) measured: after each epoch of an
   update, how far has the policy moved? It trains PPO for a few iterations, collects the next
   batch exactly as the training loop does (:func:`training_batch`), and runs the update's
-  epochs one at a time (:func:`run_epochs`, calling ``course_lib.ppo.ppo_update`` with one
+  epochs one at a time (:func:`run_epochs`, calling ``course_lib.rl.ppo.ppo_update`` with one
   epoch per call) with the clip, without it, and with the clip plus early stopping on the k3
   KL estimate, recording the exact mean KL(π_old‖π), the k3 estimate, the largest ratio and
   the clip fraction after every epoch.
 * :func:`eps_view` summarises one ε of a ``train_many(..., eps=[...])`` sweep, and
-  :func:`replay_beta` replays PPO-penalty's adaptive β rule (``course_lib.ppo.adapt_beta``)
+  :func:`replay_beta` replays PPO-penalty's adaptive β rule (``course_lib.rl.ppo.adapt_beta``)
   over the KLs of a run.
 """
 
@@ -33,13 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib._validate import check_int_at_least, check_non_negative, check_rank
-from course_lib.config import TrainConfig
-from course_lib.envs import make_env
-from course_lib.networks import ActorCritic
-from course_lib.ppo import PPOHyper, adapt_beta, ppo_update
-from course_lib.rollout import Batch, policy_diagnostics
-from course_lib.surrogate import clipped_surrogate
-from course_lib.train import (
+from course_lib.rl.config import TrainConfig
+from course_lib.rl.envs import make_env
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.ppo import PPOHyper, adapt_beta, ppo_update
+from course_lib.rl.rollout import Batch, policy_diagnostics
+from course_lib.core.surrogate import clipped_surrogate
+from course_lib.rl.train import (
     JAX_ENV_IDS,
     Carry,
     TrainResult,
@@ -53,7 +53,7 @@ from course_lib.train import (
     learning_rate,
     make_batch,
 )
-from course_lib.trpo_anatomy import SeedBand, final_return, nearest_index, seed_band
+from course_lib.lessons.l06_trpo import SeedBand, final_return, nearest_index, seed_band
 
 __all__ = [
     "EPOCH_DIAGNOSTICS",
@@ -183,20 +183,20 @@ VARIANTS = ("clip", "no clip", "clip + early stop")
 def training_batch(static: TrainConfig, num: dict, carry: Carry, it: jax.Array):
     """The batch, learning rate and key that the training loop's iteration ``it`` updates on.
 
-    Follows ``course_lib.train._iteration`` and ``_learn`` step for step: split the
-    learner's key, roll out ``num_envs × num_steps`` steps (``course_lib.train._rollout``),
+    Follows ``course_lib.rl.train._iteration`` and ``_learn`` step for step: split the
+    learner's key, roll out ``num_envs × num_steps`` steps (``course_lib.rl.train._rollout``),
     compute GAE advantages with the critic (bootstrapping truncated episodes), normalise
     them over the batch when ``normalize_advantages == "batch"``, and anneal the learning rate
     to ``lr · (1 − it / iterations)`` when ``anneal_lr``.
 
     Args:
-      static: the config's structure (``course_lib.train._structure``).
-      num: its numeric fields as float32 scalars (``course_lib.train._numbers``).
-      carry: a ``course_lib.train.Carry`` (learner and environment state).
+      static: the config's structure (``course_lib.rl.train._structure``).
+      num: its numeric fields as float32 scalars (``course_lib.rl.train._numbers``).
+      carry: a ``course_lib.rl.train.Carry`` (learner and environment state).
       it: the iteration index (int32 scalar).
 
     Returns:
-      ``(batch, lr, k_update)``: a :class:`course_lib.rollout.Batch` of ``[N]`` rows, the
+      ``(batch, lr, k_update)``: a :class:`course_lib.rl.rollout.Batch` of ``[N]`` rows, the
       learning rate of this iteration and the key ``ppo_update`` receives in training.
     """
     env = make_env(static.env)
@@ -226,7 +226,7 @@ def run_epochs(
 ) -> dict[str, jax.Array]:
     """Run a PPO update one epoch at a time and measure the policy after every epoch.
 
-    Each epoch is one call of ``course_lib.ppo.ppo_update(..., epochs=1)`` with its own key
+    Each epoch is one call of ``course_lib.rl.ppo.ppo_update(..., epochs=1)`` with its own key
     (``jax.random.split(key, epochs)``), carrying the parameters and Adam's state over. Early
     stopping works as in a single ``ppo_update`` call: once the k3 estimate on a minibatch has
     exceeded ``hp.target_kl``, that minibatch step, the rest of the epoch and every later
@@ -272,7 +272,7 @@ def run_epochs(
 
 
 def _warm_carry(static: TrainConfig, num: dict, seed: jax.Array, warmup: jax.Array) -> Carry:
-    """The training loop's state after ``warmup`` iterations (``course_lib.train._iteration``).
+    """The training loop's state after ``warmup`` iterations (``course_lib.rl.train._iteration``).
 
     ``warmup`` may be traced (the loop is a ``lax.fori_loop``), so one compiled program
     serves every number of warm-up iterations.
@@ -461,7 +461,7 @@ class EpsView(NamedTuple):
     Attributes:
       eps: the grid's ε nearest to the one asked for; index: its row.
       env_steps: ``[I]``.
-      returns, kl, max_ratio: :class:`course_lib.trpo_anatomy.SeedBand` of the learning
+      returns, kl, max_ratio: :class:`course_lib.lessons.l06_trpo.SeedBand` of the learning
         curves, the exact KL per update and the largest ratio per update, each ``[I]``.
       final: ``[S]`` mean return of each seed's last 5 iterations.
       mean_kl: the exact KL per update averaged over all updates and seeds.
@@ -523,7 +523,7 @@ def replay_beta(kls, beta0: float, target_kl: float) -> np.ndarray:
 
     ``β_i = adapt_beta(β_{i−1}, KL_i, d_targ)`` with ``β_{−1} = beta0``: halve β when
     KL_i < d_targ / 1.5, double it when KL_i > 1.5·d_targ, else keep it
-    (``course_lib.ppo.adapt_beta``). ``kls [I]`` are the exact KLs of the updates in order;
+    (``course_lib.rl.ppo.adapt_beta``). ``kls [I]`` are the exact KLs of the updates in order;
     returns ``[I]``, which equals the ``beta`` diagnostic of ``train(TrainConfig(
     algo="ppo_penalty", beta=beta0, target_kl=target_kl))`` given that run's ``kl``.
     """

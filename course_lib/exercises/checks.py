@@ -3,7 +3,7 @@
 A lesson's exercise cell (between ``# BEGIN SOLUTION`` and ``# END SOLUTION``) defines a
 function; the cell after it calls its checker::
 
-    from course_lib.checks import check_ratio
+    from course_lib.exercises.checks import check_ratio
 
     _ = check_ratio(my_ratio)
 
@@ -44,12 +44,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib.advantages import gae
-from course_lib.distributions import categorical_kl
-from course_lib.policy_distance import radius_at_kl
-from course_lib.ppo import adapt_beta
-from course_lib.solvers import conjugate_gradient, trust_region_step
-from course_lib.surrogate import clipped_surrogate, kl_estimate, ratio, surrogate
+from course_lib.core.advantages import gae
+from course_lib.core.distributions import categorical_kl
+from course_lib.lessons.l02_policy_distance import radius_at_kl
+from course_lib.rl.ppo import adapt_beta
+from course_lib.core.solvers import conjugate_gradient, trust_region_step
+from course_lib.core.surrogate import clipped_surrogate, kl_estimate, ratio, surrogate
 
 __all__ = [
     "CHECKERS",
@@ -916,7 +916,7 @@ def check_mean_kl(fn: Callable) -> bool:
 @functools.lru_cache(maxsize=1)
 def _toy_steps() -> list[tuple[str, str, np.ndarray, np.ndarray, float]]:
     """Lesson 04's toy: the plain gradient step and TRPO's step, with their δ."""
-    from course_lib.trust_region import DEFAULT_TOY, toy_gradient, toy_logits, toy_natural_step
+    from course_lib.lessons.l04_trust_region import DEFAULT_TOY, toy_gradient, toy_logits, toy_natural_step
 
     theta = jnp.asarray(DEFAULT_TOY.theta_old, jnp.float32)
 
@@ -1016,7 +1016,7 @@ def _spd(rng: np.random.Generator, n: int, floor: float = 0.1) -> np.ndarray:
 
 def _step_cases(seed: int) -> list[_Case]:
     """(direction, Fisher matrix, δ) triples: random SPD, ill-conditioned, the bandit's F."""
-    from course_lib.toys import BANDIT_START, softmax_fisher
+    from course_lib.lessons.l05_natural_gradient import BANDIT_START, softmax_fisher
 
     rng = np.random.default_rng(seed)
     cases = []
@@ -1081,7 +1081,7 @@ def check_scale_to_boundary(fn: Callable) -> bool:
 @functools.lru_cache(maxsize=1)
 def _fvp_cases() -> tuple[list[_Case], list[np.ndarray]]:
     """(kl_fn, params, v) cases with their dense F v."""
-    from course_lib.toys import BANDIT_START, bandit_kl, softmax_fisher
+    from course_lib.lessons.l05_natural_gradient import BANDIT_START, bandit_kl, softmax_fisher
 
     prob = _policy_problem()
     rng = np.random.default_rng(501)
@@ -1193,7 +1193,7 @@ def check_cg_two_steps(fn: Callable) -> bool:
     """``my_cg_two_steps(A, b)`` → x₂, two conjugate-gradient iterations from x₀ = 0."""
 
     def body() -> str:
-        from course_lib.toys import BANDIT_START, softmax_fisher
+        from course_lib.lessons.l05_natural_gradient import BANDIT_START, softmax_fisher
 
         rng = np.random.default_rng(503)
         m = rng.normal(size=(5, 5))

@@ -23,12 +23,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from course_lib.curvature import gauss_newton_fvp
-from course_lib.networks import ActorCritic
-from course_lib.ppo import optimizer
-from course_lib.rollout import Batch, minibatch_indices, take
-from course_lib.solvers import backtracking_line_search, conjugate_gradient, trust_region_step
-from course_lib.surrogate import surrogate
+from course_lib.core.curvature import gauss_newton_fvp
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.ppo import optimizer
+from course_lib.rl.rollout import Batch, minibatch_indices, take
+from course_lib.core.solvers import backtracking_line_search, conjugate_gradient, trust_region_step
+from course_lib.core.surrogate import surrogate
 
 
 class TRPOHyper(NamedTuple):
@@ -70,7 +70,7 @@ def batch_fvp(
 ):
     """``v ↦ (F + λI)v``, F the Hessian of :func:`batch_kl` at ``policy_params`` (the Fisher).
 
-    A Gauss–Newton product (:func:`course_lib.curvature.gauss_newton_fvp`) over every
+    A Gauss–Newton product (:func:`course_lib.core.curvature.gauss_newton_fvp`) over every
     ``fisher_subsample``-th state of ``batch`` (the TRPO paper used 10 %), ``λ = damping``.
     """
     obs = batch.obs[::fisher_subsample]

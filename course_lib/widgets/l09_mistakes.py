@@ -1,9 +1,9 @@
 """Lesson 09's panel: many PPO epochs on one batch, with and without the clip.
 
-:func:`epochs_panel` reads an :class:`course_lib.mistakes.EpochStudy` computed once (one
+:func:`epochs_panel` reads an :class:`course_lib.lessons.l09_mistakes.EpochStudy` computed once (one
 compiled program runs every epoch count up to its maximum, clip on and off, on the same
 minibatches); the slider ``"epochs"`` and the checkbox ``"clip"`` only choose what to show
-(:func:`course_lib.mistakes.epoch_view`), so a move redraws without computing.
+(:func:`course_lib.lessons.l09_mistakes.epoch_view`), so a move redraws without computing.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
-from course_lib.mistakes import EpochStudy, EpochView, default_epoch_study, epoch_view
-from course_lib.plots import BLACK, BLUE, VERMILLION, label
+from course_lib.lessons.l09_mistakes import EpochStudy, EpochView, default_epoch_study, epoch_view
+from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label
 from course_lib.widgets.panel import Panel
 
 __all__ = ["draw_epochs", "epochs_panel", "epochs_readout", "plot_epoch_view"]
@@ -82,7 +82,7 @@ def epochs_readout(view: EpochView) -> str:
 
 
 def draw_epochs(figure: Figure, study: EpochStudy, epochs: int, clip: bool) -> str:
-    """Draw :func:`course_lib.mistakes.epoch_view` of ``study`` into ``figure``; the readout."""
+    """Draw :func:`course_lib.lessons.l09_mistakes.epoch_view` of ``study`` into ``figure``; the readout."""
     view = epoch_view(study, epochs, clip)
     figure.set_layout_engine("none")
     ax_kl, ax_ratio = figure.subplots(1, 2, gridspec_kw={
@@ -97,8 +97,8 @@ def epochs_panel(epochs: int = 10, clip: bool = True, study: EpochStudy | None =
     Args:
       epochs: the initial number of epochs on the batch.
       clip: whether the clip-on row starts selected.
-      study: from :func:`course_lib.mistakes.epoch_study`; default
-        :func:`course_lib.mistakes.default_epoch_study` (an untrained CartPole policy).
+      study: from :func:`course_lib.lessons.l09_mistakes.epoch_study`; default
+        :func:`course_lib.lessons.l09_mistakes.default_epoch_study` (an untrained CartPole policy).
     """
     study = default_epoch_study() if study is None else study
     if not isinstance(study, EpochStudy):

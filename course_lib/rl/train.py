@@ -25,13 +25,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib.advantages import gae_from_next_values
-from course_lib.config import TrainConfig, check_numeric
-from course_lib.envs import JAX_ENV_IDS, JaxEnv, make_env
-from course_lib.networks import ActorCritic
-from course_lib.ppo import PPOHyper, adapt_beta, optimizer, ppo_update
-from course_lib.rollout import Batch, explained_variance, normalise, policy_diagnostics
-from course_lib.trpo import TRPOHyper, fit_value, trpo_policy_step
+from course_lib.core.advantages import gae_from_next_values
+from course_lib.rl.config import TrainConfig, check_numeric
+from course_lib.rl.envs import JAX_ENV_IDS, JaxEnv, make_env
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.ppo import PPOHyper, adapt_beta, optimizer, ppo_update
+from course_lib.rl.rollout import Batch, explained_variance, normalise, policy_diagnostics
+from course_lib.rl.trpo import TRPOHyper, fit_value, trpo_policy_step
 
 PROGRESS_STEPS = 300_000
 """Runs of more environment steps than this (all seeds together) show a progress bar."""
@@ -43,7 +43,7 @@ PROGRESS_STEPS = 300_000
 
 
 def _cache_dir() -> Path:
-    project = Path(__file__).resolve().parents[1]
+    project = Path(__file__).resolve().parents[2]
     if (project / "pyproject.toml").exists() and os.access(project, os.W_OK):
         return project / ".cache" / "jax"
     return Path.home() / ".cache" / "course_lib" / "jax"

@@ -26,9 +26,9 @@ with every step scaled so that the *exact* KL between consecutive policies is ``
 in a Euclidean ball (the best directions are the natural and the vanilla gradient).
 
 **The network problem.** :func:`network_policy_problem` builds a small categorical policy
-network (:class:`course_lib.networks.ActorCritic`) on a batch of random states, with its
+network (:class:`course_lib.rl.networks.ActorCritic`) on a batch of random states, with its
 ``kl_fn``, its network outputs and a policy gradient, so the curvature tools of
-:mod:`course_lib.curvature` and :mod:`course_lib.solvers` can be compared with the dense
+:mod:`course_lib.core.curvature` and :mod:`course_lib.core.solvers` can be compared with the dense
 Fisher. :func:`kl_along_step` compares the quadratic model ``½ t² sᵀF s`` with the true KL
 along a step ``t·s``: the model is why TRPO can pick a step size from δ, its failure far
 from ``θ_old`` is why TRPO needs a line search.
@@ -51,9 +51,9 @@ from course_lib._validate import (
     check_rank,
     concrete_float,
 )
-from course_lib.distributions import categorical_kl, categorical_log_prob
-from course_lib.networks import ActorCritic
-from course_lib.surrogate import surrogate
+from course_lib.core.distributions import categorical_kl, categorical_log_prob
+from course_lib.rl.networks import ActorCritic
+from course_lib.core.surrogate import surrogate
 
 __all__ = [
     "BANDIT_REWARDS",
@@ -415,7 +415,7 @@ def kl_matched_paths(
 ) -> tuple[BanditPath, BanditPath]:
     """``(vanilla, natural)`` paths in the logit parameterisation, both with steps of KL δ.
 
-    The computation behind :func:`course_lib.widgets.natural_gradient.natural_gradient_panel`:
+    The computation behind :func:`course_lib.widgets.l05_natural_gradient.natural_gradient_panel`:
     two calls of the jitted :func:`bandit_path` (``δ`` is traced, so moving the slider does
     not recompile, and any other ``bandit_path`` with the same ``n_steps`` shares the
     compiled programs).
@@ -580,7 +580,7 @@ class NetworkProblem(NamedTuple):
     """A categorical policy network, a batch of states, its trust-region KL and a gradient.
 
     Attributes:
-      net: the :class:`~course_lib.networks.ActorCritic` (only its policy is used).
+      net: the :class:`~course_lib.rl.networks.ActorCritic` (only its policy is used).
       params: ``θ_old`` ``[P]``, flat policy parameters.
       obs: ``[B, O]`` states.
       old_logits: ``[B, A]`` logits of π_old on ``obs``.

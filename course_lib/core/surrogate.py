@@ -14,7 +14,7 @@ of how good π_θ is:
   (J. Schulman, "Approximating KL Divergence", 2020, http://joschu.net/blog/kl-approx.html).
 
 Every function takes per-sample log-probabilities ``[B]`` of the *taken* actions (from
-``course_lib.distributions.categorical_log_prob`` or ``gaussian_log_prob``): ``logp_new`` under
+``course_lib.core.distributions.categorical_log_prob`` or ``gaussian_log_prob``): ``logp_new`` under
 π_θ, ``logp_old`` under π_old. The old policy is fixed data, so ``surrogate``,
 ``clipped_surrogate``, ``kl_penalty_objective`` and ``kl_estimate`` apply
 ``jax.lax.stop_gradient`` to ``logp_old``: their gradient flows only through ``logp_new``.

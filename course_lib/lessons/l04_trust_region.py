@@ -44,14 +44,14 @@ from course_lib._validate import (
     check_rank,
     concrete_float,
 )
-from course_lib.advantages import gae_from_next_values, normalize_advantages
-from course_lib.curvature import dense_fisher
-from course_lib.distributions import categorical_kl
-from course_lib.envs import make_env, step_autoreset
-from course_lib.networks import ActorCritic, Dist
-from course_lib.rollout import Batch
-from course_lib.solvers import conjugate_gradient, trust_region_step
-from course_lib.trpo import batch_fvp, batch_kl, batch_surrogate
+from course_lib.core.advantages import gae_from_next_values, normalize_advantages
+from course_lib.core.curvature import dense_fisher
+from course_lib.core.distributions import categorical_kl
+from course_lib.rl.envs import make_env, step_autoreset
+from course_lib.rl.networks import ActorCritic, Dist
+from course_lib.rl.rollout import Batch
+from course_lib.core.solvers import conjugate_gradient, trust_region_step
+from course_lib.rl.trpo import batch_fvp, batch_kl, batch_surrogate
 
 __all__ = [
     "DEFAULT_TOY",
@@ -409,13 +409,13 @@ def collect_batch(
 ) -> Batch:
     """One batch of ``num_envs × num_steps`` transitions of π_old, as a training update sees it.
 
-    Episodes restart as they end (:func:`course_lib.envs.step_autoreset`); advantages are GAE
+    Episodes restart as they end (:func:`course_lib.rl.envs.step_autoreset`); advantages are GAE
     (γ, λ) from the value network, bootstrapping truncated episodes with V(final obs), then
     normalised to zero mean and unit standard deviation (as PPO and TRPO implementations do).
     Jitted; ``model``, ``env_id``, ``num_envs`` and ``num_steps`` are static.
 
     Returns:
-      a :class:`course_lib.rollout.Batch` of ``N = num_envs · num_steps`` rows.
+      a :class:`course_lib.rl.rollout.Batch` of ``N = num_envs · num_steps`` rows.
     """
     _check_model(model)
     env = _check_env_for(model, env_id)
@@ -632,7 +632,7 @@ def kl_sweep(
     vmapped program does everything.
 
     Args:
-      model: the categorical :class:`~course_lib.networks.ActorCritic` (CartPole-v1).
+      model: the categorical :class:`~course_lib.rl.networks.ActorCritic` (CartPole-v1).
       policy_params, value_params: flat parameters ``[P]``, ``[V]`` of π_old and its critic.
       key: randomness of the batches, the random directions and the evaluation episodes.
       target_kls: ``[T]`` positive KLs (nats), by default :data:`SWEEP_TARGET_KLS` (1e-4 … 1).
@@ -803,7 +803,7 @@ def advantage_scale_table(
 
     The learning rate η is tuned by bisection so that the c = 1 gradient step has KL =
     ``reference_kl``; the Fisher-vector products use ``damping`` (also inside the TRPO
-    step's scaling, as in :func:`course_lib.trpo.trpo_policy_step`).
+    step's scaling, as in :func:`course_lib.rl.trpo.trpo_policy_step`).
 
     Returns:
       an :class:`AdvantageScaleTable` of NumPy arrays.

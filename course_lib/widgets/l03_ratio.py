@@ -3,8 +3,8 @@
 ``ratio_panel`` draws, against π_new(a|s), the sample's surrogate contribution r·A and its
 clipped contribution min(r·A, clip(r, 1−ε, 1+ε)·A), with the current point marked and the clip
 range shaded; the readout states r, both contributions and the gradient of each with respect
-to log π_new(a|s). Every number comes from :func:`course_lib.ratio_demo.worked_example` and
-:func:`course_lib.ratio_demo.contribution_curves`.
+to log π_new(a|s). Every number comes from :func:`course_lib.lessons.l03_ratio.worked_example` and
+:func:`course_lib.lessons.l03_ratio.contribution_curves`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from matplotlib.figure import Figure
 
-from course_lib.plots import BLACK, BLUE, GREEN, VERMILLION, label
-from course_lib.ratio_demo import WorkedExample, contribution_curves, worked_example
+from course_lib.widgets.plots import BLACK, BLUE, GREEN, VERMILLION, label
+from course_lib.lessons.l03_ratio import WorkedExample, contribution_curves, worked_example
 from course_lib.widgets.panel import Panel, slider
 
 __all__ = ["P_NEW_GRID", "draw_ratio", "ratio_panel", "ratio_readout"]
@@ -26,7 +26,7 @@ _AXES_RECT = (0.11, 0.13, 0.87, 0.79)  # left, bottom, width, height in figure f
 
 
 def ratio_readout(example: WorkedExample) -> str:
-    """HTML table of a :class:`course_lib.ratio_demo.WorkedExample`'s five numbers."""
+    """HTML table of a :class:`course_lib.lessons.l03_ratio.WorkedExample`'s five numbers."""
     clipped = float(example.grad_clipped) == 0.0 and float(example.grad_contribution) != 0.0
     state = "clipped: no gradient" if clipped else "not clipped"
     rows = (
@@ -79,8 +79,8 @@ def ratio_panel(
     """Sliders "p_old", "p_new", "advantage" and "eps" over one sample's r, r·A and clipped term.
 
     The readout states r, r·A, the clipped contribution and the gradient of each with respect
-    to log π_new(a|s) (:func:`course_lib.ratio_demo.worked_example`); the figure shows both
-    contributions against π_new (:func:`course_lib.ratio_demo.contribution_curves`), with the
+    to log π_new(a|s) (:func:`course_lib.lessons.l03_ratio.worked_example`); the figure shows both
+    contributions against π_new (:func:`course_lib.lessons.l03_ratio.contribution_curves`), with the
     current point marked and the clip range shaded.
     """
     ranges = {"p_old": (p_old, 0.05, 0.95), "p_new": (p_new, 0.01, 0.99),

@@ -5,7 +5,7 @@
 * :func:`compare_panel` reads two precomputed ``train_many`` results and scrubs through
   training: the slider ``"iteration"`` shows the learning curves up to that update and the
   distribution of the KLs of every update so far, ``"smoothing"`` averages the curves over
-  a trailing window. The numbers come from :func:`course_lib.compare.compare_view`;
+  a trailing window. The numbers come from :func:`course_lib.lessons.l08_trpo_vs_ppo.compare_view`;
   nothing is trained on a slider move.
 """
 
@@ -18,9 +18,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from course_lib.compare import AlgoSummary, CompareView, SeedBand, compare_view, kl_bins
-from course_lib.plots import BLACK, BLUE, VERMILLION, label
-from course_lib.train import TrainResult
+from course_lib.lessons.l08_trpo_vs_ppo import AlgoSummary, CompareView, SeedBand, compare_view, kl_bins
+from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label
+from course_lib.rl.train import TrainResult
 from course_lib.widgets.panel import Panel
 
 __all__ = [
@@ -132,8 +132,8 @@ def compare_panel(result_by_algo: Mapping[str, TrainResult], *, algo_a: str = "t
     """Scrub through two algorithms' precomputed training on one environment.
 
     Sliders: ``"iteration"`` (1 … I, the number of updates shown; default all) and
-    ``"smoothing"`` (1 … 10, the trailing window of :func:`course_lib.compare.smooth`).
-    The KL histogram's bins are :func:`course_lib.compare.kl_bins` anchored at ``delta``
+    ``"smoothing"`` (1 … 10, the trailing window of :func:`course_lib.lessons.l08_trpo_vs_ppo.smooth`).
+    The KL histogram's bins are :func:`course_lib.lessons.l08_trpo_vs_ppo.kl_bins` anchored at ``delta``
     (at 0.01 when no ``delta`` is given).
 
     Args:

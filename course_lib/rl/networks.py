@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from course_lib import distributions as D
+from course_lib.core import distributions as D
 from course_lib._validate import check_rank
 
 

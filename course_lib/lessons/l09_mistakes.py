@@ -3,14 +3,14 @@
 1. **Many PPO epochs without the clip.** Re-using one batch for many epochs of the plain
    surrogate ``E[r·A]`` lets the policy run far from π_old, as pre-TRPO policy gradients with
    a too-large step did. :func:`epoch_study` runs PPO's own update
-   (:func:`course_lib.ppo.ppo_update`) one epoch at a time on a fixed batch, with and without
+   (:func:`course_lib.rl.ppo.ppo_update`) one epoch at a time on a fixed batch, with and without
    the clip, and records the exact KL(π_old‖π) and the largest ratio after every epoch.
    :func:`worst_drop` and :func:`final_returns` summarise training runs.
 2. **No KL monitoring.** :func:`epochs_until_stop` is the early-stopping rule of Spinning Up
    and Stable-Baselines3 applied to a per-epoch KL trace.
 3. **Advantage scale against δ.** :func:`advantage_scale_study` multiplies the advantages
    by c and shifts them by b and measures what that does to TRPO's step
-   (:func:`course_lib.trpo.trpo_policy_step`), to a plain gradient step and to a fixed-β
+   (:func:`course_lib.rl.trpo.trpo_policy_step`), to a plain gradient step and to a fixed-β
    KL-penalty objective (:func:`course_lib.kl_penalty_objective`, maximised by Adam).
 4. **TRPO and PPO are the same surrogate.** :func:`surrogate_line` evaluates
    ``L = E[r·A]`` and ``L^CLIP`` (and their gradients) along a step from θ_old: equal while
@@ -45,14 +45,14 @@ from course_lib._validate import (
     check_positive,
     check_rank,
 )
-from course_lib.cliff import collect_batch, rollout_return
-from course_lib.envs import JaxEnv
-from course_lib.networks import ActorCritic
-from course_lib.ppo import PPOHyper, optimizer, ppo_update
-from course_lib.rollout import Batch, policy_diagnostics
-from course_lib.surrogate import clipped_surrogate, kl_penalty_objective, surrogate
-from course_lib.train import Params
-from course_lib.trpo import TRPOHyper, batch_kl, trpo_policy_step
+from course_lib.lessons.l01_cliff import collect_batch, rollout_return
+from course_lib.rl.envs import JaxEnv
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.ppo import PPOHyper, optimizer, ppo_update
+from course_lib.rl.rollout import Batch, policy_diagnostics
+from course_lib.core.surrogate import clipped_surrogate, kl_penalty_objective, surrogate
+from course_lib.rl.train import Params
+from course_lib.rl.trpo import TRPOHyper, batch_kl, trpo_policy_step
 
 __all__ = [
     "EpochStudy",
@@ -83,14 +83,14 @@ def _check_model(model: ActorCritic) -> None:
 
 def _check_params(params: Params) -> None:
     if not isinstance(params, Params):
-        raise TypeError(f"params must be course_lib.train.Params, got {type(params).__name__}")
+        raise TypeError(f"params must be course_lib.rl.train.Params, got {type(params).__name__}")
     check_rank(params.policy, 1, "params.policy")
     check_rank(params.value, 1, "params.value")
 
 
 def _check_batch(batch: Batch) -> None:
     if not isinstance(batch, Batch):
-        raise TypeError(f"batch must be a course_lib.rollout.Batch, got {type(batch).__name__}")
+        raise TypeError(f"batch must be a course_lib.rl.rollout.Batch, got {type(batch).__name__}")
     check_rank(batch.advantages, 1, "batch.advantages")
 
 
@@ -222,7 +222,7 @@ def epoch_study(
 ) -> EpochStudy:
     """Run PPO's update one epoch at a time on a fixed batch and measure after each epoch.
 
-    Each epoch is ``course_lib.ppo.ppo_update(..., epochs=1)``: a shuffle of the batch into
+    Each epoch is ``course_lib.rl.ppo.ppo_update(..., epochs=1)``: a shuffle of the batch into
     ``minibatches`` minibatches and one Adam step on each (fresh Adam state at θ_old,
     carried over the epochs). Row 0 maximises L^CLIP = E[min(r·A, clip(r, 1−ε, 1+ε)·A)]
     (PPO paper eq. 7); row 1 the plain surrogate E[r·A], with the same minibatches in the
@@ -233,7 +233,7 @@ def epoch_study(
 
     Args:
       model: the :class:`ActorCritic` of ``params``.
-      params: :class:`course_lib.train.Params` θ_old (the policy that collected ``batch``).
+      params: :class:`course_lib.rl.train.Params` θ_old (the policy that collected ``batch``).
       batch: a :class:`Batch` collected by ``params.policy``.
       key: the key of the minibatch shuffles.
       max_epochs: int ≥ 1. lr, max_grad_norm: > 0. eps: ≥ 0.
@@ -303,7 +303,7 @@ def default_epoch_study(max_epochs: int = 30, seed: int = 0) -> EpochStudy:
     No training: the policy that collects the batch is the network's initial one. A lesson
     passes its own study (from a trained policy) to the panel instead.
     """
-    from course_lib.envs import make_env
+    from course_lib.rl.envs import make_env
 
     env = make_env("CartPole-v1")
     model = ActorCritic(env.obs_dim, env.n_actions, env.discrete, (64, 64))
@@ -418,7 +418,7 @@ def advantage_scale_study(
 
     The surrogate is linear in the advantages: scaling them by c scales its gradient g by c.
 
-    * **TRPO** (:func:`course_lib.trpo.trpo_policy_step`, with its line search): the step
+    * **TRPO** (:func:`course_lib.rl.trpo.trpo_policy_step`, with its line search): the step
       (F + λI)⁻¹g·√(2δ / gᵀ(F + λI)⁻¹g) does not depend on c (c cancels), so neither do its
       direction nor its KL; the line search's test "improvement > 0" only sees a sign. A
       shift b is different: E_t[r_t·b] has expectation b under π_old but not on a finite
@@ -658,15 +658,15 @@ def guarantee_check(
     """Take ``n_updates`` independent TRPO steps from θ_old and measure what each did.
 
     For each of K keys: collect a fresh batch of ``num_envs · num_steps`` steps with θ_old
-    (:func:`course_lib.cliff.collect_batch`: GAE, normalised advantages), take one library
-    TRPO step (:func:`course_lib.trpo.trpo_policy_step`: CG, δ-scaling, line search that
+    (:func:`course_lib.lessons.l01_cliff.collect_batch`: GAE, normalised advantages), take one library
+    TRPO step (:func:`course_lib.rl.trpo.trpo_policy_step`: CG, δ-scaling, line search that
     demands KL ≤ δ and a surrogate improvement), then play ``episodes`` episodes with
     θ_old and with θ_new from the same start states and random numbers (common random
-    numbers, :func:`course_lib.cliff.rollout_return`), so the difference of the two means
+    numbers, :func:`course_lib.lessons.l01_cliff.rollout_return`), so the difference of the two means
     is the step's doing plus a paired noise whose standard error is reported.
 
     Args:
-      params: :class:`course_lib.train.Params` θ_old (policy and the critic for GAE).
+      params: :class:`course_lib.rl.train.Params` θ_old (policy and the critic for GAE).
       model, env: the categorical :class:`ActorCritic` and its JAX environment.
       key: splits into the K batch keys and the evaluation key.
       n_updates, episodes, num_envs, num_steps: ints ≥ 1 (episodes ≥ 2).
