@@ -15,15 +15,16 @@ NOTEBOOK_DIR ?= my_notebooks
 LESSONS := $(basename $(notdir $(wildcard notebooks/[0-9]*.ipynb)))
 
 .PHONY: help setup lab present test test-lib test-notebooks test-browser screenshots bench lint \
-	execute-notebooks exercises check-exercises clean
+	lint-imports execute-notebooks exercises check-exercises clean
 
 help:
 	@echo "make lab    - set up .venv and open the course in JupyterLab (your copy: my_notebooks/)"
-	@echo "make test   - set up .venv and run every test (library, slow learning tests, notebooks,"
-	@echo "              and the browser tests when chromium is installed)"
+	@echo "make test   - set up .venv and run every test (import layers, library, slow learning tests,"
+	@echo "              notebooks, and the browser tests when chromium is installed)"
 	@echo "make present NB=07_ppo_clip - lecture mode: one lesson's widgets and figures in Voila, code hidden"
 	@echo "make test-browser - only the browser tests (JupyterLab and Voila in chromium)"
 	@echo "make screenshots  - rerun the browser tests and keep their screenshots in docs/screenshots"
+	@echo "make lint-imports - check course_lib's layers (pyproject.toml [tool.importlinter]; run by make test)"
 	@echo "make bench  - print speed figures (benchmarks/)"
 	@echo "make execute-notebooks - re-execute and store every lesson (after changing one)"
 	@echo "make exercises       - rebuild notebooks/exercises/ from the lessons (never overwrites your edits)"
@@ -59,7 +60,8 @@ present: $(STAMP)
 	  --MappingKernelManager.cull_idle_timeout=$(or $(VOILA_CULL_S),120) \
 	  --MappingKernelManager.cull_interval=$(or $(VOILA_CULL_INTERVAL_S),30) $(VOILA_ARGS)
 
-test: $(STAMP)
+# make test checks the import layers first: a broken layer fails in seconds, before any test.
+test: $(STAMP) lint-imports
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile tests notebooks/*.ipynb $(PYTEST_NBVAL)
 
 test-lib: $(STAMP)
@@ -79,6 +81,11 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check course_lib tests benchmarks scripts
+
+# course_lib's layers and lesson modules (README: "How course_lib is built"): the contracts are
+# pyproject.toml's [tool.importlinter]; the import graph is cached under .cache/.
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports --no-logo --cache-dir .cache/import-linter
 
 execute-notebooks: $(STAMP)
 	$(PY) scripts/execute_notebooks.py notebooks/*.ipynb

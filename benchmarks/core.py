@@ -12,7 +12,6 @@ Run:  .venv/bin/python benchmarks/core.py   (``--rounds``/``--per-round`` set th
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import platform
 import statistics
@@ -21,117 +20,67 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.flatten_util import ravel_pytree
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from course_lib.core.curvature import fisher_vector_product, gauss_newton_fvp, subsample
-from course_lib.core.distributions import categorical_kl, categorical_log_prob
-from course_lib.core.solvers import (
-    backtracking_line_search,
-    conjugate_gradient,
-    trust_region_step,
-)
-from course_lib.core.surrogate import surrogate
+from course_lib import TrainConfig
+from course_lib.core.curvature import fisher_vector_product
+from course_lib.core.solvers import backtracking_line_search, conjugate_gradient, trust_region_step
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.rollout import Batch
+from course_lib.rl.trpo import TRPOHyper, batch_fvp, batch_kl, batch_surrogate, trpo_policy_step
 
 BATCH, OBS, HIDDEN, ACTIONS = 2048, 4, 64, 2
 DELTA, DAMPING, CG_ITERS, BACKTRACKS, SHRINK = 0.01, 0.1, 10, 10, 0.8
-FISHER_FRACTION = 0.1
+FISHER_SUBSAMPLE = 10  # the Fisher from every 10th state: 10 % of the batch
+MODEL = ActorCritic(OBS, ACTIONS, True, (HIDDEN, HIDDEN))
+HYPER = TRPOHyper.from_config(TrainConfig(), delta=DELTA, cg_damping=DAMPING,
+                              backtrack_ratio=SHRINK)
 
 
 # ------------------------------------------------------------------------------ the problem
 
 
-def init_params(key):
-    sizes = (OBS, HIDDEN, HIDDEN, ACTIONS)
-    params = {}
-    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        key, k = jax.random.split(key)
-        gain = 0.01 if i == len(sizes) - 2 else np.sqrt(2.0)
-        params[f"dense{i}"] = {
-            "kernel": jax.nn.initializers.orthogonal(gain)(k, (n_in, n_out)),
-            "bias": jnp.zeros((n_out,)),
-        }
-    return params
-
-
-def mlp(params, obs):
-    x = jnp.tanh(obs @ params["dense0"]["kernel"] + params["dense0"]["bias"][None, :])
-    x = jnp.tanh(x @ params["dense1"]["kernel"] + params["dense1"]["bias"][None, :])
-    return x @ params["dense2"]["kernel"] + params["dense2"]["bias"][None, :]
-
-
 def make_problem(seed=0):
+    """The library's actor-critic (orthogonal init), π_old = θ plus a tiny perturbation (so the
+    ratios are not exactly 1), CartPole-scaled observations, actions sampled from π_old,
+    standard normal advantages."""
     k_par, k_pert, k_obs, k_act, k_adv = jax.random.split(jax.random.PRNGKey(seed), 5)
-    params = init_params(k_par)
-    flat, unravel = ravel_pytree(params)
-    # π_old: the current parameters with a tiny perturbation, so ratios are not exactly 1
+    flat, value = MODEL.init(k_par)
     flat_old = flat + 1e-3 * jax.random.normal(k_pert, flat.shape)
     obs = jax.random.normal(k_obs, (BATCH, OBS)) * jnp.array([[2.4, 1.0, 0.21, 1.0]])
-    old_logits = mlp(unravel(flat_old), obs)
-    actions = jax.random.categorical(k_act, old_logits)
-    batch = {
-        "obs": obs,
-        "actions": actions,
-        "advantages": jax.random.normal(k_adv, (BATCH,)),
-        "old_logits": old_logits,  # stored with the rollout: never recomputed
-        "logp_old": categorical_log_prob(old_logits, actions),
-    }
-    return flat, unravel, batch
+    dist_old = MODEL.policy(flat_old, obs)
+    actions = MODEL.sample(dist_old, k_act)
+    adv = jax.random.normal(k_adv, (BATCH,))
+    values = MODEL.value(value, obs)
+    batch = Batch(obs, actions, MODEL.log_prob(dist_old, actions), dist_old, values, adv,
+                  values + adv)
+    return flat, batch
 
 
-# ------------------------------------------------------------------------------ functions
+def surrogate_fn(flat, batch):
+    return batch_surrogate(flat, batch, MODEL)
 
 
-def build(unravel):
-    def logits_fn(flat, obs):
-        return mlp(unravel(flat), obs)
-
-    def surrogate_fn(flat, batch):
-        logp = categorical_log_prob(logits_fn(flat, batch["obs"]), batch["actions"])
-        return surrogate(logp, batch["logp_old"], batch["advantages"])
-
-    def kl_fn(flat, batch):
-        return jnp.mean(categorical_kl(batch["old_logits"], logits_fn(flat, batch["obs"])))
-
-    def generic_fvp(flat, batch):
-        return fisher_vector_product(lambda p: kl_fn(p, batch), flat, DAMPING)
-
-    def gn_fvp(flat, batch):
-        return gauss_newton_fvp(
-            lambda p: logits_fn(p, batch["obs"]),
-            lambda z: jnp.mean(categorical_kl(batch["old_logits"], z)),
-            flat,
-            DAMPING,
-        )
-
-    return logits_fn, surrogate_fn, kl_fn, generic_fvp, gn_fvp
+def kl_fn(flat, batch):
+    return batch_kl(flat, batch, MODEL)
 
 
-def make_trpo_step(surrogate_fn, kl_fn, make_fvp, fisher_fraction=None):
-    """grad → CG(10) → √(2δ/sᵀFs) scaling → line search(10), as ONE jitted function."""
+def generic_fvp(flat, batch):
+    """Forward-over-reverse: the Hessian-vector product of the mean KL, for comparison."""
+    return fisher_vector_product(lambda p: kl_fn(p, batch), flat, DAMPING)
 
-    def step(flat, batch):
-        g = jax.grad(surrogate_fn)(flat, batch)
-        fisher_batch = batch
-        if fisher_fraction is not None:
-            fisher_batch = subsample(batch, fisher_fraction)
-        fvp = make_fvp(flat, fisher_batch)
-        direction, cg_info = conjugate_gradient(fvp, g, iters=CG_ITERS)
-        full_step = trust_region_step(direction, fvp, DELTA)
-        new_flat, ls_info = backtracking_line_search(
-            lambda p: surrogate_fn(p, batch),
-            lambda p: kl_fn(p, batch),
-            flat,
-            full_step,
-            DELTA,
-            BACKTRACKS,
-            SHRINK,
-        )
-        return new_flat, ls_info, cg_info
 
-    return jax.jit(step)
+def gn_fvp(flat, batch, fisher_subsample=1):
+    """The library's product (Gauss–Newton JᵀHJ), as TRPO uses it."""
+    return batch_fvp(flat, batch, MODEL, DAMPING, fisher_subsample)
+
+
+def make_trpo_step(fisher_subsample=1):
+    """The library's own :func:`course_lib.rl.trpo.trpo_policy_step`, jitted."""
+    return jax.jit(lambda flat, batch: trpo_policy_step(
+        flat, batch, HYPER, MODEL, cg_iters=CG_ITERS, max_backtracks=BACKTRACKS,
+        fisher_subsample=fisher_subsample))
 
 
 # ------------------------------------------------------------------------------ timing
@@ -163,14 +112,12 @@ def main(argv=None):
     parser.add_argument("--per-round", type=int, default=20, help="calls per case and round")
     args = parser.parse_args(argv)
 
-    flat, unravel, batch = make_problem()
-    _, surrogate_fn, kl_fn, generic_fvp, gn_fvp = build(unravel)
+    flat, batch = make_problem()
     v = jax.random.normal(jax.random.PRNGKey(1), flat.shape)
     g = jax.jit(jax.grad(surrogate_fn))(flat, batch)
-    fisher_batch = subsample(batch, FISHER_FRACTION)
 
-    def cg_with(make_fvp):
-        return jax.jit(lambda p, g, b: conjugate_gradient(make_fvp(p, b), g, iters=CG_ITERS))
+    def cg_with(make_fvp, **kw):
+        return jax.jit(lambda p, g, b: conjugate_gradient(make_fvp(p, b, **kw), g, iters=CG_ITERS))
 
     cases = {
         "grad": (jax.jit(jax.grad(surrogate_fn)), (flat, batch)),
@@ -178,9 +125,9 @@ def main(argv=None):
         "fvp_gn": (jax.jit(lambda p, v, b: gn_fvp(p, b)(v)), (flat, v, batch)),
         "cg_gn": (cg_with(gn_fvp), (flat, g, batch)),
         "cg_generic": (cg_with(generic_fvp), (flat, g, batch)),
-        "cg_gn_sub": (cg_with(gn_fvp), (flat, g, fisher_batch)),
-        "trpo": (make_trpo_step(surrogate_fn, kl_fn, gn_fvp), (flat, batch)),
-        "trpo_sub": (make_trpo_step(surrogate_fn, kl_fn, gn_fvp, FISHER_FRACTION), (flat, batch)),
+        "cg_gn_sub": (cg_with(gn_fvp, fisher_subsample=FISHER_SUBSAMPLE), (flat, g, batch)),
+        "trpo": (make_trpo_step(), (flat, batch)),
+        "trpo_sub": (make_trpo_step(FISHER_SUBSAMPLE), (flat, batch)),
     }
     # line search alone, on the step the TRPO update takes (its full step is accepted)
     fvp0 = gn_fvp(flat, batch)
@@ -209,8 +156,9 @@ def main(argv=None):
     a = cases["fvp_generic"][0](flat, v, batch)
     b = cases["fvp_gn"][0](flat, v, batch)
     agree = float(jnp.linalg.norm(a - b) / jnp.linalg.norm(a))
-    _, ls_info, cg_info = cases["trpo"][0](flat, batch)
-    _, ls_sub, cg_sub = cases["trpo_sub"][0](flat, batch)
+    _, info = cases["trpo"][0](flat, batch)
+    _, info_sub = cases["trpo_sub"][0](flat, batch)
+    _, ls_info = cases["ls"][0](flat, full_step, batch)
 
     rows = [
         ("grad", "gradient of the surrogate", ""),
@@ -222,13 +170,13 @@ def main(argv=None):
         ("fvp_gn", "FVP, Gauss-Newton J^T H J (build + 1 product)", "<= 1.2x"),
         ("cg_generic", f"CG {CG_ITERS} iterations, forward-over-reverse FVP", "plain JAX 16 ms"),
         ("cg_gn", f"CG {CG_ITERS} iterations, Gauss-Newton FVP", "<= 8x; sb3 42-71 ms"),
-        ("cg_gn_sub", f"CG {CG_ITERS} iterations, Gauss-Newton, {FISHER_FRACTION:.0%} Fisher", ""),
+        ("cg_gn_sub", f"CG {CG_ITERS} iterations, Gauss-Newton, {1 / FISHER_SUBSAMPLE:.0%} Fisher", ""),
         ("ls", f"line search, stops at the first acceptable of {BACKTRACKS}", ""),
         ("ls_all", f"line search, evaluate_all=True ({BACKTRACKS} candidates)", ""),
-        ("trpo", "TRPO step (grad+CG+scale+LS), one jit", "<= 5 ms; sb3 65-93 ms"),
+        ("trpo", "course_lib trpo_policy_step (grad+CG+scale+LS)", "<= 5 ms; sb3 65-93 ms"),
         (
             "trpo_sub",
-            f"TRPO step, Fisher on {FISHER_FRACTION:.0%} of the batch",
+            f"TRPO step, Fisher on {1 / FISHER_SUBSAMPLE:.0%} of the batch",
             "<= 5 ms; plain JAX 13 ms",
         ),
     ]
@@ -239,7 +187,7 @@ def main(argv=None):
         f"({platform.machine()}), load average {load:.1f} at the end"
     )
     print(
-        f"MLP {OBS}->{HIDDEN}->{HIDDEN}->{ACTIONS} tanh, batch {BATCH}, {flat.size} parameters, "
+        f"course_lib ActorCritic {OBS}->{HIDDEN}->{HIDDEN}->{ACTIONS} tanh, batch {BATCH}, {flat.size} parameters, "
         f"delta={DELTA}, damping={DAMPING}; medians of {args.rounds} interleaved rounds "
         f"x {args.per_round} calls"
     )
@@ -259,12 +207,13 @@ def main(argv=None):
         f"generic vs Gauss-Newton FVP, relative difference: {agree:.1e} "
         "(theta = theta_old + 1e-3 noise, so not exactly 0)"
     )
-    for label, ls, cgi in (("full batch", ls_info, cg_info), ("10% Fisher", ls_sub, cg_sub)):
-        print(
-            f"{label}: line search accepted={bool(ls.accepted)} k={int(ls.n_backtracks)} "
-            f"KL={float(ls.kl):.4f} improvement={float(ls.improvement):.4f}; CG residual "
-            f"{float(cgi.residual_norms[0]):.1e} -> {float(cgi.residual_norms[-1]):.1e}"
-        )
+    print(f"line search on the full step: accepted={bool(ls_info.accepted)} "
+          f"k={int(ls_info.n_backtracks)} KL={float(ls_info.kl):.4f} "
+          f"improvement={float(ls_info.improvement):.4f}")
+    for label, d in (("full batch", info), ("10% Fisher", info_sub)):
+        print(f"trpo_policy_step, {label}: accepted={bool(d['accepted'])} "
+              f"backtracks={int(d['backtracks'])} step norm {float(d['step_norm']):.3f}, "
+              f"last CG residual {float(d['cg_residual']):.1e}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """course_lib: the JAX library behind the course "Why PPO's clip works".
 
-Everything a lesson needs is importable from here. Data flows one way:
-distributions → surrogate / curvature → solvers → trpo / ppo → train → plots / widgets.
+The reference TRPO/PPO library is importable from here: the math of ``course_lib.core``
+(distributions, surrogates, curvature, solvers, advantages) and the reinforcement learning of
+``course_lib.rl`` (environments, networks, the rollout, the updates, training, evaluation).
+Imports go one way, core ← rl ← lessons ← widgets (README, "How course_lib is built").
 
 Importing course_lib before JAX starts its backend sets XLA's CPU backend optimisation level to
 1 (unless ``XLA_FLAGS`` already chooses one): compiling a training program then takes about a
@@ -16,7 +18,6 @@ if not _os.environ.get("COURSE_LIB_KEEP_XLA_FLAGS"):
         _os.environ["XLA_FLAGS"] = f"{_flags} --xla_backend_optimization_level=1".strip()
 
 from course_lib.core.advantages import gae, gae_from_next_values, normalize_advantages
-from course_lib.rl.config import TrainConfig
 from course_lib.core.curvature import dense_fisher, fisher_vector_product, gauss_newton_fvp
 from course_lib.core.distributions import (
     categorical_entropy,
@@ -26,8 +27,6 @@ from course_lib.core.distributions import (
     gaussian_kl,
     gaussian_log_prob,
 )
-from course_lib.rl.envs import make_env
-from course_lib.rl.networks import ActorCritic
 from course_lib.core.solvers import backtracking_line_search, conjugate_gradient, trust_region_step
 from course_lib.core.surrogate import (
     clip_fraction,
@@ -37,12 +36,19 @@ from course_lib.core.surrogate import (
     ratio,
     surrogate,
 )
-from course_lib.rl.train import TrainResult, evaluate, train, train_many
+from course_lib.rl.config import TrainConfig
+from course_lib.rl.envs import make_env
+from course_lib.rl.evaluate import episode_returns, evaluate
+from course_lib.rl.networks import ActorCritic, Params, model_from_config
+from course_lib.rl.rollout import Batch, collect_batch
+from course_lib.rl.train import TrainResult, train, train_many
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActorCritic",
+    "Batch",
+    "Params",
     "TrainConfig",
     "TrainResult",
     "backtracking_line_search",
@@ -51,8 +57,10 @@ __all__ = [
     "categorical_log_prob",
     "clip_fraction",
     "clipped_surrogate",
+    "collect_batch",
     "conjugate_gradient",
     "dense_fisher",
+    "episode_returns",
     "evaluate",
     "fisher_vector_product",
     "gae",
@@ -64,6 +72,7 @@ __all__ = [
     "kl_estimate",
     "kl_penalty_objective",
     "make_env",
+    "model_from_config",
     "normalize_advantages",
     "ratio",
     "surrogate",

@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def concrete_float(value: Any) -> float | None:
@@ -60,6 +61,13 @@ def check_non_negative(value: Any, name: str) -> None:
         raise ValueError(f"{name} must be a finite number >= 0, got {v}")
 
 
+def check_unit_interval(value: Any, name: str) -> None:
+    """``0 <= value <= 1`` for a concrete ``value`` (a discount, a GAE λ, a mixing weight)."""
+    v = concrete_float(value)
+    if v is not None and not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value}")
+
+
 def check_int_at_least(value: Any, minimum: int, name: str) -> None:
     """Raise ``TypeError`` for a non-integer and ``ValueError`` below ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -72,3 +80,10 @@ def check_choice(value: Any, choices: tuple[str, ...], name: str) -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as a Python int; a ``TypeError`` naming ``name`` for anything but an integer."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(seed).__name__}")
+    return int(seed)

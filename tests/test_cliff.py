@@ -14,10 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import cliff as C
-from course_lib.rl.envs import make_env, set_gymnasium_state
-from course_lib.rl.networks import ActorCritic
 from course_lib.core.surrogate import surrogate
+from course_lib.lessons import l01_cliff as C
+from course_lib.rl.envs import make_env
+from course_lib.rl.evaluate import episode_returns
+from course_lib.rl.networks import ActorCritic, model_from_config
+from course_lib.rl.rollout import collect_batch
 from course_lib.rl.train import Params
 
 MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(16,))
@@ -35,7 +37,7 @@ def params() -> Params:
 
 @pytest.fixture(scope="module")
 def batch(params):
-    return C.collect_batch(params, MODEL, ENV, jax.random.key(2), num_envs=4, num_steps=32)
+    return collect_batch(params, MODEL, ENV, jax.random.key(2), num_envs=4, num_steps=32)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def setup(params) -> C.CliffSetup:
         ENV,
         jax.random.key(3),
         jax.random.key(4),
-        n_episodes=8,
+        episodes=8,
         num_envs=4,
         num_steps=32,
         step_sizes=np.logspace(-1, 2, 7),
@@ -54,35 +56,6 @@ def setup(params) -> C.CliffSetup:
 
 
 # ----------------------------------------------------------------------------- the batch
-
-
-def test_collect_batch_is_on_policy_with_normalised_gae(params, batch):
-    n = 4 * 32
-    assert batch.obs.shape == (n, 4) and batch.actions.shape == (n,)
-    dist = MODEL.policy(params.policy, batch.obs)
-    np.testing.assert_allclose(batch.dist_old.logits, dist.logits, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(
-        batch.logp_old, MODEL.log_prob(dist, batch.actions), rtol=1e-5, atol=1e-6
-    )
-    np.testing.assert_allclose(
-        batch.values_old, MODEL.value(params.value, batch.obs), rtol=1e-5, atol=1e-5
-    )
-    raw = np.asarray(batch.returns - batch.values_old)
-    expected = (raw - raw.mean()) / (raw.std() + 1e-8)
-    np.testing.assert_allclose(batch.advantages, expected, rtol=1e-4, atol=1e-4)
-    # CartPole starts every episode inside ±0.05 and ends it outside 12° or 2.4 m.
-    assert np.all(np.abs(np.asarray(batch.obs)[:, 2]) <= 0.21)
-
-
-def test_collect_batch_rejects_bad_arguments(params):
-    with pytest.raises(ValueError, match="num_steps"):
-        C.collect_batch(params, MODEL, ENV, jax.random.key(0), num_envs=2, num_steps=0)
-    with pytest.raises(ValueError, match="gamma"):
-        C.collect_batch(params, MODEL, ENV, jax.random.key(0), gamma=1.5)
-    with pytest.raises(TypeError, match="params"):
-        C.collect_batch(params.policy, MODEL, ENV, jax.random.key(0))
-    with pytest.raises(ValueError, match="model"):
-        C.collect_batch(params, MODEL, make_env("Pendulum-v1"), jax.random.key(0))
 
 
 # ----------------------------------------------------------------------------- the gradient
@@ -193,80 +166,6 @@ def test_random_step_has_the_same_length_and_a_tiny_kl(params, batch):
 # ----------------------------------------------------------------------------- the return
 
 
-def _python_returns(theta, key, n_episodes, greedy):
-    """Reference: the documented key scheme, one un-jitted env.step at a time."""
-    k_reset, k_act = jax.random.split(key)
-    states, obs = jax.vmap(ENV.reset)(jax.random.split(k_reset, n_episodes))
-    step_keys = jax.random.split(k_act, ENV.max_episode_steps)
-    totals = np.zeros(n_episodes)
-    alive = np.ones(n_episodes, bool)
-    t = 0
-    while alive.any():
-        logits = LOGITS(theta, obs)
-        if greedy:
-            actions = jnp.argmax(logits, axis=-1)
-        else:
-            actions = jax.random.categorical(step_keys[t], logits).astype(jnp.int32)
-        states, obs, reward, term, trunc = jax.vmap(ENV.step)(states, actions)
-        totals += np.where(alive, np.asarray(reward), 0.0)
-        alive &= ~np.asarray(term | trunc)
-        t += 1
-    return totals
-
-
-@pytest.mark.parametrize("greedy", [False, True])
-def test_rollout_return_matches_a_python_loop(params, greedy):
-    key = jax.random.key(11)
-    got = C.rollout_return(params.policy, MODEL, ENV, key, n_episodes=8, greedy=greedy)
-    np.testing.assert_array_equal(got, _python_returns(params.policy, key, 8, greedy))
-
-
-def test_greedy_rollout_return_matches_gymnasium(params):
-    """Same start states in gymnasium itself, the greedy policy: the same returns."""
-    import gymnasium
-
-    key = jax.random.key(12)
-    got = np.asarray(C.rollout_return(params.policy, MODEL, ENV, key, n_episodes=8, greedy=True))
-    k_reset, _ = jax.random.split(key)
-    starts, _ = jax.vmap(ENV.reset)(jax.random.split(k_reset, 8))
-    gym_env = gymnasium.make("CartPole-v1")
-    try:
-        for i in range(8):
-            gym_env.reset(seed=0)
-            set_gymnasium_state(gym_env, np.asarray(starts.physics[i]))
-            obs = np.asarray(starts.physics[i], np.float32)
-            total, done = 0.0, False
-            while not done:
-                action = int(jnp.argmax(LOGITS(params.policy, jnp.asarray(obs)[None])[0]))
-                obs, reward, term, trunc, _ = gym_env.step(action)
-                total += reward
-                done = term or trunc
-            assert total == got[i], i
-    finally:
-        gym_env.close()
-
-
-def test_rollout_return_of_always_pushing_right_is_short():
-    """A policy that always pushes right topples the pole within a dozen steps."""
-    pi, _ = MODEL.init(jax.random.key(0))
-    # Flat layout (flax, keys sorted): Dense_0 bias [16], kernel [4·16], Dense_1 bias [2], ...
-    right = jnp.zeros_like(pi).at[80:82].set(jnp.array([-20.0, 20.0]))
-    logits = MODEL.policy(right, jax.random.normal(jax.random.key(1), (5, 4))).logits
-    np.testing.assert_allclose(logits, np.tile([-20.0, 20.0], (5, 1)))
-    returns = C.rollout_return(right, MODEL, ENV, jax.random.key(0), n_episodes=8)
-    assert 5 <= float(returns.min()) and float(returns.max()) <= 15
-
-
-def test_rollout_return_rejects_bad_arguments(params):
-    with pytest.raises(ValueError, match="n_episodes"):
-        C.rollout_return(params.policy, MODEL, ENV, jax.random.key(0), n_episodes=0)
-    with pytest.raises(ValueError, match="policy_params"):
-        C.rollout_return(params.policy[None], MODEL, ENV, jax.random.key(0))
-
-
-# ----------------------------------------------------------------------------- the sweep
-
-
 def test_sweep_equals_one_step_at_a_time(params, batch):
     g = C.policy_gradient(params.policy, batch, MODEL)
     alphas = [0.0, 0.5, 4.0, 30.0]
@@ -276,7 +175,7 @@ def test_sweep_equals_one_step_at_a_time(params, batch):
     for i, a in enumerate(alphas):
         one = C.step_outcome(params.policy, g, a, batch.obs, MODEL, ENV, key, 8)
         new = params.policy + a * g
-        mean = float(jnp.mean(C.rollout_return(new, MODEL, ENV, key, 8)))
+        mean = float(jnp.mean(episode_returns(new, MODEL, ENV, key, 8)))
         assert math.isclose(float(one.mean_return), mean, rel_tol=1e-6)
         assert math.isclose(float(sweep.mean_return[i]), mean, rel_tol=1e-6)
         assert math.isclose(
@@ -342,7 +241,7 @@ def test_step_view_reuses_the_setup(setup):
     np.testing.assert_allclose(view.p_old, probs_old[order], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(view.p_new, probs_new[order], rtol=1e-4, atol=1e-5)
     assert np.all(np.diff(view.p_old) >= 0)
-    mean = float(jnp.mean(C.rollout_return(new, MODEL, ENV, setup.eval_key, 8)))
+    mean = float(jnp.mean(episode_returns(new, MODEL, ENV, setup.eval_key, 8)))
     assert math.isclose(float(view.outcome.mean_return), mean, rel_tol=1e-6)
 
 
@@ -428,7 +327,7 @@ def test_a_stored_run_loads_as_it_was_saved(tmp_path, params):
 
 def test_the_stored_lesson_run_fits_the_lesson_model():
     run = C.load_cliff_run()
-    pi, v = C.model_for(C.CLIFF_CONFIG).init(jax.random.key(0))
+    pi, v = model_from_config(C.CLIFF_CONFIG).init(jax.random.key(0))
     assert run.params.policy.shape == pi.shape and run.params.value.shape == v.shape
     assert run.env_steps.shape == run.mean_return.shape == (C.CLIFF_CONFIG.iterations,)
     assert bool(jnp.all(jnp.isfinite(run.params.policy)))

@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY_CONFIG
 
 from course_lib import TrainConfig, clipped_surrogate
 from course_lib.lessons.l07_ppo_clip import (
-    EPOCH_DIAGNOSTICS,
     VARIANTS,
     EpochStudy,
     clip_objective,
@@ -32,18 +32,16 @@ from course_lib.lessons.l07_ppo_clip import (
     eps_view,
     flat_region,
     replay_beta,
-    run_epochs,
     study_summary,
-    training_batch,
 )
-from course_lib.rl.ppo import PPOHyper, adapt_beta, ppo_update
+from course_lib.rl.networks import model_from_config
+from course_lib.rl.ppo import EPOCH_DIAGNOSTICS, PPOHyper, adapt_beta, ppo_update, run_epochs
 from course_lib.rl.rollout import policy_diagnostics
-from course_lib.rl.train import Params, TrainResult
+from course_lib.rl.train import Params, TrainResult, training_batch
 from course_lib.widgets.l07_ppo_clip import RATIO_GRID, clip_panel, ppo_eps_panel
 
 T = importlib.import_module("course_lib.rl.train")
-TINY = TrainConfig(total_steps=4 * 2 * 16, num_envs=2, num_steps=16, minibatches=2, hidden=(8,),
-                   epochs=2)
+TINY = TINY_CONFIG.replace(total_steps=4 * 2 * 16, epochs=2)
 
 
 # ------------------------------------------------------------------------------------------
@@ -126,26 +124,26 @@ def test_flat_region_rejects_bad_arguments():
 @functools.cache
 def warm_state(config: TrainConfig = TINY, seed: int = 0, warmup: int = 1):
     """The tiny config's training state after ``warmup`` iterations, and its numbers."""
-    static, num = T._structure(config), T._numbers(config)
+    static, num = T.prepare(config), T.numbers(config)
 
     @jax.jit
     def go(seed):
-        carry = T._init(static, num, seed)
+        carry = T.init_carry(static, num, seed)
         for i in range(warmup):
-            carry, _ = T._iteration(static, num, carry, jnp.int32(i))
+            carry, _ = T.iteration(static, num, carry, jnp.int32(i))
         return carry
 
     return static, num, go(jnp.int32(seed))
 
 
 def hyper(num, lr, eps=None, target_kl=math.inf):
-    return PPOHyper(lr, num["eps"] if eps is None else eps, num["vf_coef"],
-                    num["ent_coef"], num["max_grad_norm"], jnp.float32(target_kl), num["beta"])
+    return PPOHyper.from_config(num, lr=lr, eps=num["eps"] if eps is None else eps,
+                                target_kl=target_kl)
 
 
 def test_training_batch_is_the_batch_the_training_loop_updates_on():
     static, num, carry = warm_state()
-    model = T._model(static)
+    model = model_from_config(static)
     it = jnp.int32(1)
 
     @jax.jit
@@ -154,7 +152,7 @@ def test_training_batch_is_the_batch_the_training_loop_updates_on():
         params, _, _ = ppo_update(carry.learner.params, carry.learner.opt_state, batch, k_update,
                                   hyper(num, lr), model, epochs=static.epochs,
                                   minibatches=static.minibatches)
-        loop_carry, _ = T._iteration(static, num, carry, it)
+        loop_carry, _ = T.iteration(static, num, carry, it)
         return batch, lr, params, loop_carry.learner.params
 
     batch, lr, mine, loop = both(carry)
@@ -177,7 +175,7 @@ def batch_and_hp(lr=5e-3):
     """A fresh policy's batch (no training iteration, to keep compiles few)."""
     static, num, carry = warm_state(warmup=0)
     batch, _, key = jax.jit(lambda c: training_batch(static, num, c, jnp.int32(0)))(carry)
-    return static, num, carry, batch, key, T._model(static), jnp.float32(lr)
+    return static, num, carry, batch, key, model_from_config(static), jnp.float32(lr)
 
 
 def run(hp, epochs=4, minibatches=2, objective="clip"):

@@ -15,6 +15,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from conftest import TINY_CONFIG
 
 from course_lib import ActorCritic, TrainConfig, TrainResult, evaluate, train_many
 from course_lib.lessons.l08_trpo_vs_ppo import (
@@ -29,7 +30,6 @@ from course_lib.lessons.l08_trpo_vs_ppo import (
     kl_histogram,
     measured_rows,
     median_steps,
-    seed_band,
     smooth,
     solve_rate,
     steps_to_threshold,
@@ -39,7 +39,7 @@ from course_lib.lessons.l08_trpo_vs_ppo import (
     update_code_lines,
     update_functions,
 )
-from course_lib.rl.train import env_spec
+from course_lib.rl.envs import env_spec
 from course_lib.widgets.l08_trpo_vs_ppo import compare_panel
 
 STEPS = np.array([100, 200, 300, 400, 500])
@@ -72,19 +72,6 @@ def trailing_mean_loop(x, w):
 # ------------------------------------------------------------------------------------------
 # Curves over seeds
 # ------------------------------------------------------------------------------------------
-
-
-def test_seed_band_is_mean_min_max_over_seeds():
-    band = seed_band(RET_A)
-    for i in range(RET_A.shape[1]):
-        col = [RET_A[s, i] for s in range(3)]
-        assert band.mean[i] == pytest.approx(sum(col) / 3)
-        assert band.lo[i] == min(col) and band.hi[i] == max(col)
-
-
-def test_seed_band_rejects_a_single_curve():
-    with pytest.raises(ValueError, match="values"):
-        seed_band(RET_A[0])
 
 
 @pytest.mark.parametrize("window", [1, 2, 3, 7])
@@ -222,9 +209,9 @@ def test_count_code_lines_rejects_non_code():
 
 
 def test_update_functions_follow_calls_within_the_modules():
-    from course_lib.rl.ppo import optimizer, ppo_loss, ppo_update
     from course_lib.core.solvers import backtracking_line_search, conjugate_gradient
     from course_lib.core.surrogate import surrogate
+    from course_lib.rl.ppo import optimizer, ppo_loss, ppo_update
     from course_lib.rl.trpo import fit_value, trpo_policy_step
 
     trpo = update_functions(trpo_policy_step, ("course_lib.rl.trpo", "course_lib.core.solvers",
@@ -374,7 +361,7 @@ def test_panel_rejects_bad_arguments():
 # ------------------------------------------------------------------------------------------
 
 
-TINY = TrainConfig(total_steps=2 * 2 * 16, num_envs=2, num_steps=16, minibatches=2, hidden=(8,))
+TINY = TINY_CONFIG
 
 
 @pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
@@ -390,9 +377,9 @@ def test_synthetic_batch_is_consistent(env):
         synthetic_batch(model, jax.random.key(0), 0)
 
 
-def test_time_per_update_rejects_unsupported_algo():
+def test_time_per_update_rejects_bad_arguments():
     with pytest.raises(ValueError, match="algo"):
-        time_per_update(TINY.replace(algo="ppo_penalty"))
+        time_per_update(TINY.replace(algo="sac"))
     with pytest.raises(ValueError, match="repeats"):
         time_per_update(TINY, repeats=0)
 
@@ -408,5 +395,5 @@ def test_evaluate_seeds_matches_evaluate_and_update_timing_runs(env):
         params = jax.tree.map(lambda x, s=s: x[s], result.params)
         assert scores[s] == pytest.approx(evaluate(params, config, 3, 7), rel=1e-4)
     assert summarize(result, config, scores).env_steps.tolist() == [32, 64]
-    for algo in ("ppo", "trpo"):
-        assert time_per_update(config.replace(algo=algo), repeats=1) > 0.0
+    for algo in ("ppo", "ppo_penalty", "trpo", "npg"):
+        assert time_per_update(config.replace(algo=algo, target_kl=0.01), repeats=1) > 0.0

@@ -25,12 +25,6 @@ from course_lib.core.distributions import categorical_kl, gaussian_kl
 
 B, OBS, HID, ACT = 32, 3, 5, 4
 
-MODES = ["eager", "jit"]
-
-
-def run(mode, fn, *args):
-    return jax.jit(fn)(*args) if mode == "jit" else fn(*args)
-
 
 def init_mlp(key, sizes, scale=1.0):
     params = {}
@@ -154,14 +148,13 @@ def test_kl_is_zero_with_zero_gradient_at_theta_old(problem):
     assert float(jnp.max(jnp.abs(g))) < 1e-6
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_both_fvps_equal_dense_fisher_times_v_at_theta_old(problem, mode, seed):
+def test_both_fvps_equal_dense_fisher_times_v_at_theta_old(problem, run, seed):
     v = random_like(jax.random.PRNGKey(100 + seed), problem.theta_old)
     F = dense_fisher(problem.kl, problem.theta_old)
     expected = dense_times(F, v)
-    got_generic = run(mode, lambda p, v: generic_fvp(problem, p, v), problem.theta_old, v)
-    got_gn = run(mode, lambda p, v: gn_fvp(problem, p, v), problem.theta_old, v)
+    got_generic = run(lambda p, v: generic_fvp(problem, p, v), problem.theta_old, v)
+    got_gn = run(lambda p, v: gn_fvp(problem, p, v), problem.theta_old, v)
     # structure of params is kept
     assert jax.tree_util.tree_structure(got_generic) == jax.tree_util.tree_structure(v)
     assert jax.tree_util.tree_structure(got_gn) == jax.tree_util.tree_structure(v)
@@ -171,8 +164,7 @@ def test_both_fvps_equal_dense_fisher_times_v_at_theta_old(problem, mode, seed):
     tree_allclose(got_gn, expected, rtol=1e-4, atol=1e-5 * scale)
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_generic_fvp_is_exact_hessian_away_from_theta_old_gauss_newton_is_not(problem, mode):
+def test_generic_fvp_is_exact_hessian_away_from_theta_old_gauss_newton_is_not(problem, run):
     """Away from θ_old the residual term Σ ∂KL/∂z ∇²z is non-zero: only the generic FVP
     tracks the Hessian there. For the categorical KL, H_out = diag(π) − ππᵀ is PSD at any
     logits, so the Gauss-Newton matrix stays PSD (the Gaussian KL in (mean, log_std) is not
@@ -180,7 +172,7 @@ def test_generic_fvp_is_exact_hessian_away_from_theta_old_gauss_newton_is_not(pr
     theta = problem.theta_far
     H = dense_fisher(problem.kl, theta)
     v = random_like(jax.random.PRNGKey(7), theta)
-    got = run(mode, lambda p, v: generic_fvp(problem, p, v), theta, v)
+    got = run(lambda p, v: generic_fvp(problem, p, v), theta, v)
     scale = float(jnp.max(jnp.abs(H)))
     tree_allclose(got, dense_times(H, v), rtol=1e-4, atol=1e-5 * scale)
 
@@ -196,23 +188,18 @@ def ravel_unravel(tree):
     return ravel_pytree(tree)[1]
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_both_kl_directions_share_the_hessian_at_theta_old(problem, mode):
-    F_fwd = run(mode, lambda p: dense_fisher(problem.kl, p), problem.theta_old)
-    F_rev = run(mode, lambda p: dense_fisher(problem.kl_reverse, p), problem.theta_old)
+def test_both_kl_directions_share_the_hessian_at_theta_old(problem, run):
+    F_fwd = run(lambda p: dense_fisher(problem.kl, p), problem.theta_old)
+    F_rev = run(lambda p: dense_fisher(problem.kl_reverse, p), problem.theta_old)
     scale = float(jnp.max(jnp.abs(F_fwd)))
     np.testing.assert_allclose(F_rev, F_fwd, atol=1e-4 * scale)
     # ... and the FVP of the reverse KL, and its Gauss-Newton form, agree with F too
     v = random_like(jax.random.PRNGKey(3), problem.theta_old)
-    rev = run(
-        mode,
-        lambda p, v: fisher_vector_product(problem.kl_reverse, p, 0.0)(v),
+    rev = run(lambda p, v: fisher_vector_product(problem.kl_reverse, p, 0.0)(v),
         problem.theta_old,
         v,
     )
-    rev_gn = run(
-        mode,
-        lambda p, v: gauss_newton_fvp(problem.output, problem.kl_reverse_of_outputs, p, 0.0)(v),
+    rev_gn = run(lambda p, v: gauss_newton_fvp(problem.output, problem.kl_reverse_of_outputs, p, 0.0)(v),
         problem.theta_old,
         v,
     )
@@ -227,9 +214,8 @@ def test_directions_differ_away_from_theta_old(problem):
     assert float(jnp.max(jnp.abs(F_fwd - F_rev))) > 1e-3 * float(jnp.max(jnp.abs(F_fwd)))
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_dense_fisher_is_symmetric_psd_and_flat_sized(problem, mode):
-    F = run(mode, lambda p: dense_fisher(problem.kl, p), problem.theta_old)
+def test_dense_fisher_is_symmetric_psd_and_flat_sized(problem, run):
+    F = run(lambda p: dense_fisher(problem.kl, p), problem.theta_old)
     n = ravel_pytree(problem.theta_old)[0].size
     assert F.shape == (n, n)
     scale = float(jnp.max(jnp.abs(F)))
@@ -239,16 +225,15 @@ def test_dense_fisher_is_symmetric_psd_and_flat_sized(problem, mode):
     assert eig.max() > 0
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("damping", [0.0, 0.1, 2.5])
-def test_damping_adds_damping_times_v(problem, mode, damping):
+def test_damping_adds_damping_times_v(problem, run, damping):
     theta, v = problem.theta_old, random_like(jax.random.PRNGKey(5), problem.theta_old)
     for build in (
         lambda d: fisher_vector_product(problem.kl, theta, d),
         lambda d: gauss_newton_fvp(problem.output, problem.kl_of_outputs, theta, d),
     ):
-        plain = run(mode, lambda v, build=build: build(0.0)(v), v)
-        damped = run(mode, lambda v, build=build: build(damping)(v), v)
+        plain = run(lambda v, build=build: build(0.0)(v), v)
+        damped = run(lambda v, build=build: build(damping)(v), v)
         diff = jax.tree_util.tree_map(lambda a, b: a - b, damped, plain)
         tree_allclose(diff, jax.tree_util.tree_map(lambda x: damping * x, v), rtol=1e-4, atol=1e-5)
 
@@ -265,8 +250,7 @@ def test_damping_can_be_traced():
     tree_allclose(diff, jax.tree_util.tree_map(lambda x: 0.3 * x, v), atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_fvp_is_linear_and_symmetric(problem, mode):
+def test_fvp_is_linear_and_symmetric(problem, run):
     theta = problem.theta_old
     u = random_like(jax.random.PRNGKey(11), theta)
     w = random_like(jax.random.PRNGKey(12), theta)
@@ -283,24 +267,20 @@ def test_fvp_is_linear_and_symmetric(problem, mode):
             u_fw = jnp.vdot(ravel_pytree(u)[0], fw)
             return f_sum, 2 * fu - fw, fu_w, u_fw
 
-        f_sum, expected, fu_w, u_fw = run(mode, quad, u, w)
+        f_sum, expected, fu_w, u_fw = run(quad, u, w)
         np.testing.assert_allclose(f_sum, expected, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(fu_w, u_fw, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_flat_vector_params(mode):
+def test_flat_vector_params(run):
     prob = Categorical()
     flat, unravel = ravel_pytree(prob.theta_old)
     v = jax.random.normal(jax.random.PRNGKey(4), flat.shape)
     F = dense_fisher(lambda f: prob.kl(unravel(f)), flat)
     np.testing.assert_allclose(F, dense_fisher(prob.kl, prob.theta_old), rtol=1e-6, atol=1e-7)
-    got = run(
-        mode, lambda f, v: fisher_vector_product(lambda q: prob.kl(unravel(q)), f, 0.0)(v), flat, v
+    got = run(lambda f, v: fisher_vector_product(lambda q: prob.kl(unravel(q)), f, 0.0)(v), flat, v
     )
-    got_gn = run(
-        mode,
-        lambda f, v: gauss_newton_fvp(
+    got_gn = run(lambda f, v: gauss_newton_fvp(
             lambda q: prob.output(unravel(q)), prob.kl_of_outputs, f, 0.0
         )(v),
         flat,
@@ -343,11 +323,10 @@ def test_negative_damping_raises_naming_it(bad):
 # ------------------------------------------------------------------------------ subsample
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_subsample_every_kth_row(mode):
+def test_subsample_every_kth_row(run):
     x = jnp.arange(40.0).reshape(20, 2)
     y = jnp.arange(20)
-    xs, ys = run(mode, lambda x, y: subsample((x, y), 0.25), x, y)
+    xs, ys = run(lambda x, y: subsample((x, y), 0.25), x, y)
     np.testing.assert_array_equal(ys, [0, 4, 8, 12, 16])
     np.testing.assert_array_equal(xs, x[ys])
     # a fraction that does not divide: ceil(0.1 * 2048) = 205 evenly spaced rows over the batch
@@ -359,11 +338,10 @@ def test_subsample_every_kth_row(mode):
     np.testing.assert_array_equal(same, y)
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_subsample_random_rows_are_distinct_and_aligned(mode):
+def test_subsample_random_rows_are_distinct_and_aligned(run):
     x = jnp.arange(100.0)
     y = 2 * jnp.arange(100)
-    xs, ys = run(mode, lambda k: subsample((x, y), 0.1, k), jax.random.PRNGKey(0))
+    xs, ys = run(lambda k: subsample((x, y), 0.1, k), jax.random.PRNGKey(0))
     assert xs.shape == (10,)
     assert len(set(np.asarray(xs).tolist())) == 10
     np.testing.assert_array_equal(ys, 2 * xs.astype(ys.dtype))

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import envs
+from course_lib.rl import envs
 from course_lib.rl.envs import (
     EnvState,
     gymnasium_env,

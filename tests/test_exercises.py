@@ -31,22 +31,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import checks
-from course_lib import exercises as ex
 from course_lib.core.distributions import categorical_kl, categorical_log_prob
+from course_lib.exercises import builder as ex
+from course_lib.exercises import checks
+from course_lib.exercises.checks.l06_trpo import accept
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = ROOT / "notebooks"
 EXERCISES = LESSONS / "exercises"
 
-# Lessons whose exercises still use plain asserts (no `# HINT:` line, no checker call). The
-# builder skips them; remove a lesson from this set when its exercises are converted, then
-# run `make exercises` (test_pending_lessons_are_still_pending says when).
-NOT_YET_CONVERTED: set[str] = set()
-
 
 def _converted() -> list[Path]:
-    return [p for p in ex.exercise_lessons(LESSONS) if p.stem not in NOT_YET_CONVERTED]
+    return list(ex.exercise_lessons(LESSONS))
 
 
 def _load(path: Path) -> dict:
@@ -70,7 +66,7 @@ def test_committed_exercise_notebooks_are_exactly_what_the_builder_writes(tmp_pa
     report = ex.build(lesson_dir=LESSONS, out_dir=tmp_path)
     skipped = {re.search(r"(\d\d_\w+)\.ipynb", m).group(1)
                for status, m in report if status == "skipped"}
-    assert skipped <= NOT_YET_CONVERTED, f"lessons with broken exercise markup: {report}"
+    assert not skipped, f"lessons with broken exercise markup: {report}"
     built = sorted(p.name for p in tmp_path.glob("*.ipynb"))
     committed = sorted(p.name for p in EXERCISES.glob("*.ipynb"))
     assert built == committed, "run `make exercises` (python -m course_lib.exercises build)"
@@ -83,17 +79,6 @@ def test_committed_exercise_notebooks_are_exactly_what_the_builder_writes(tmp_pa
     assert _load(EXERCISES / ex.RECORD) == _load(tmp_path / ex.RECORD), (
         "notebooks/exercises/.built.json must record the committed notebooks (else a "
         "learner's first build would take them for edited ones)")
-
-
-def test_pending_lessons_are_still_pending():
-    for path in ex.exercise_lessons(LESSONS):
-        if path.stem in NOT_YET_CONVERTED:
-            try:
-                ex.build_notebook(path)
-            except ex.ExerciseError:
-                continue
-            pytest.fail(f"{path.name}'s exercises are converted: remove it from "
-                        "NOT_YET_CONVERTED in this file and run `make exercises`")
 
 
 def test_the_course_has_at_least_12_exercises_covering_the_syllabus():
@@ -583,7 +568,7 @@ def test_the_line_search_checker_agrees_with_the_library_line_search():
             lambda p, imp=imp: jnp.where(p[0] > 0, jnp.float32(imp), 0.0),
             lambda p, kl=kl: jnp.where(p[0] > 0, jnp.float32(kl), 0.0),
             jnp.zeros(1), jnp.ones(1), delta, max_backtracks=1)
-        assert bool(info.accepted) == checks._accept(kl, imp, delta), (kl, imp, delta)
+        assert bool(info.accepted) == accept(kl, imp, delta), (kl, imp, delta)
 
 
 # ------------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import mistakes as M
-from course_lib import ppo, trpo
-from course_lib.lessons.l01_cliff import collect_batch, rollout_return
+from course_lib import TrainConfig, collect_batch, episode_returns
+from course_lib.lessons import l09_mistakes as M
+from course_lib.rl import ppo, trpo
 from course_lib.rl.envs import make_env
 from course_lib.rl.networks import ActorCritic
 from course_lib.rl.ppo import PPOHyper, optimizer, ppo_update
@@ -58,9 +58,8 @@ def _kl(policy_params, batch):
 # ---------------------------------------------------------------------- training summaries
 
 
-def test_final_returns_and_worst_drop_on_known_curves():
+def test_worst_drop_on_known_curves():
     curves = np.array([[1.0, 2.0, 1.0, 4.0, 2.0], [10.0, 20.0, 30.0, 40.0, 50.0]])
-    np.testing.assert_allclose(M.final_returns(curves, last=2), [3.0, 45.0])
     # best so far [1, 2, 2, 4, 4]: falls 0, 0, 1/2, 0, 1/2; a rising curve never falls.
     np.testing.assert_allclose(M.worst_drop(curves), [0.5, 0.0])
     assert M.worst_drop(np.array([500.0, 9.0])) == pytest.approx(0.982)
@@ -68,10 +67,6 @@ def test_final_returns_and_worst_drop_on_known_curves():
 
 
 def test_summaries_reject_bad_arguments():
-    with pytest.raises(ValueError, match="last"):
-        M.final_returns(np.ones(3), last=4)
-    with pytest.raises(ValueError, match="last"):
-        M.final_returns(np.ones(3), last=0)
     with pytest.raises(ValueError, match="mean_return"):
         M.worst_drop(np.array([1.0, 0.0]))
 
@@ -101,8 +96,7 @@ def test_epoch_study_shapes_and_start(study):
 
 def test_epoch_study_matches_ppo_update_run_by_hand(params, batch, study):
     """Rows equal two library ppo_update(epochs=1) calls with the same keys and one Adam state."""
-    f = jnp.float32
-    hp = PPOHyper(f(1e-2), f(0.2), f(0.5), f(0.0), f(0.5), f(jnp.inf), f(0.0))
+    hp = PPOHyper.from_config(TrainConfig(), lr=1e-2, eps=0.2, target_kl=jnp.inf, beta=0.0)
     keys = jax.random.split(jax.random.key(3), 8)
     update = jax.jit(ppo_update, static_argnames=("model", "epochs", "minibatches", "objective"))
     for row, objective in enumerate(("clip", "none")):
@@ -166,8 +160,7 @@ def test_scale_study_trpo_is_scale_free(params, batch, scale):
 
 
 def test_scale_study_reference_step_is_the_library_trpo_step(params, batch, scale):
-    f = jnp.float32
-    hp = TRPOHyper(f(0.01), f(0.1), f(0.8), f(0.0), f(0.5))
+    hp = TRPOHyper.from_config(TrainConfig(), delta=0.01, lr=0.0)
     new, _ = jax.jit(trpo_policy_step, static_argnames="model")(params.policy, batch, hp,
                                                                 model=MODEL)
     np.testing.assert_allclose(scale.reference_step, new - params.policy, rtol=1e-4, atol=1e-6)
@@ -275,7 +268,7 @@ def test_guarantee_check_wiring(params):
                 check.heldout_gain, check.raw_gain, check.max_abs_advantage):
         assert arr.shape == (3,)
     _, k_eval = jax.random.split(key)
-    before = rollout_return(params.policy, MODEL, ENV, k_eval, 6)
+    before = episode_returns(params.policy, MODEL, ENV, k_eval, 6)
     assert check.return_before == pytest.approx(float(jnp.mean(before)), rel=1e-6)
     # what the line search guarantees, and what a mean can and cannot exceed
     acc = check.accepted

@@ -123,7 +123,7 @@ def _build(name):
         from test_mistakes import ENV, MODEL
 
         import course_lib.lessons.l09_mistakes as M
-        from course_lib.lessons.l01_cliff import collect_batch
+        from course_lib.rl.rollout import collect_batch
 
         params = _tiny_policy(MODEL)
         batch = collect_batch(params, MODEL, ENV, jax.random.key(2), num_envs=4, num_steps=32)

@@ -18,7 +18,6 @@ import pytest
 matplotlib.use("Agg")
 
 from course_lib.core.distributions import categorical_kl
-from course_lib.rl.envs import make_env
 from course_lib.lessons.l02_policy_distance import (
     DISPLAY_STATES,
     balancing_controller,
@@ -39,6 +38,7 @@ from course_lib.lessons.l02_policy_distance import (
     shift_for_kl,
     unit,
 )
+from course_lib.rl.envs import make_env
 from course_lib.widgets.l02_policy_distance import distance_panel
 
 B, D, A = 40, 3, 3

@@ -24,12 +24,6 @@ from course_lib.core.solvers import (
 )
 from course_lib.core.surrogate import surrogate
 
-MODES = ["eager", "jit"]
-
-
-def run(mode, fn, *args):
-    return jax.jit(fn)(*args) if mode == "jit" else fn(*args)
-
 
 def random_spd(key, n, cond=10.0, dtype=jnp.float32):
     """Q diag(λ) Qᵀ with eigenvalues log-spaced in [1, cond]."""
@@ -42,14 +36,13 @@ def random_spd(key, n, cond=10.0, dtype=jnp.float32):
 # ------------------------------------------------------------------------------ CG
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("n", [1, 3, 8, 20])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_cg_matches_dense_solve_float32(mode, n, seed):
+def test_cg_matches_dense_solve_float32(run, n, seed):
     ka, kb = jax.random.split(jax.random.PRNGKey(seed))
     A = random_spd(ka, n, cond=10.0)
     b = jax.random.normal(kb, (n,))
-    x, info = run(mode, lambda A, b: conjugate_gradient(lambda v: A @ v, b, iters=n + 2), A, b)
+    x, info = run(lambda A, b: conjugate_gradient(lambda v: A @ v, b, iters=n + 2), A, b)
     expected = jnp.linalg.solve(A, b)
     np.testing.assert_allclose(
         x, expected, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(expected)))
@@ -60,10 +53,9 @@ def test_cg_matches_dense_solve_float32(mode, n, seed):
     assert not bool(jnp.any(jnp.isnan(info.residual_norms)))
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("n", [2, 5, 12])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_cg_converges_in_at_most_n_iterations_float64(mode, n, seed):
+def test_cg_converges_in_at_most_n_iterations_float64(run, n, seed):
     with jax.enable_x64(True):
         ka, kb = jax.random.split(jax.random.PRNGKey(seed))
         # a moderate condition number: with κ = 100 and log-spaced eigenvalues, finite
@@ -71,7 +63,7 @@ def test_cg_converges_in_at_most_n_iterations_float64(mode, n, seed):
         A = random_spd(ka, n, cond=10.0, dtype=jnp.float64)
         b = jax.random.normal(kb, (n,), jnp.float64)
         iters = n + 5
-        x, info = run(mode, lambda A, b: conjugate_gradient(lambda v: A @ v, b, iters, 1e-10), A, b)
+        x, info = run(lambda A, b: conjugate_gradient(lambda v: A @ v, b, iters, 1e-10), A, b)
         expected = np.linalg.solve(np.asarray(A), np.asarray(b))
         np.testing.assert_allclose(x, expected, rtol=1e-8, atol=1e-10)
         norms = np.asarray(info.residual_norms)
@@ -86,15 +78,14 @@ def test_cg_converges_in_at_most_n_iterations_float64(mode, n, seed):
         assert np.all(norms[: used - 1] > 1e-10)  # not earlier
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_cg_residual_norms_are_the_true_residuals(mode):
+def test_cg_residual_norms_are_the_true_residuals(run):
     """info.residual_norms[k-1] = ‖b − A x_k‖ where x_k is CG stopped after k iterations."""
     with jax.enable_x64(True):
         n = 10
         ka, kb = jax.random.split(jax.random.PRNGKey(4))
         A = random_spd(ka, n, cond=50.0, dtype=jnp.float64)
         b = jax.random.normal(kb, (n,), jnp.float64)
-        _, info = run(mode, lambda b: conjugate_gradient(lambda v: A @ v, b, iters=n), b)
+        _, info = run(lambda b: conjugate_gradient(lambda v: A @ v, b, iters=n), b)
         for k in range(1, n + 1):
             x_k, _ = conjugate_gradient(lambda v: A @ v, b, iters=k)
             true = float(jnp.linalg.norm(b - A @ x_k))
@@ -103,8 +94,7 @@ def test_cg_residual_norms_are_the_true_residuals(mode):
         assert float(info.residual_norms[-1]) < 1e-8 * float(jnp.linalg.norm(b))
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_cg_pytree_b(mode):
+def test_cg_pytree_b(run):
     ka, kb, kc, kd = jax.random.split(jax.random.PRNGKey(5), 4)
     A1 = random_spd(ka, 3)
     A2 = random_spd(kb, 4)
@@ -113,7 +103,7 @@ def test_cg_pytree_b(mode):
     def matvec(v):
         return {"a": A1 @ v["a"], "w": (A2 @ v["w"].reshape(4)).reshape(2, 2)}
 
-    x, _ = run(mode, lambda b: conjugate_gradient(matvec, b, iters=10), b)
+    x, _ = run(lambda b: conjugate_gradient(matvec, b, iters=10), b)
     assert jax.tree_util.tree_structure(x) == jax.tree_util.tree_structure(b)
     assert x["w"].shape == (2, 2)
     np.testing.assert_allclose(x["a"], jnp.linalg.solve(A1, b["a"]), rtol=1e-4, atol=1e-5)
@@ -122,16 +112,14 @@ def test_cg_pytree_b(mode):
     )
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_cg_zero_b_gives_zero_without_nan(mode):
+def test_cg_zero_b_gives_zero_without_nan(run):
     A = random_spd(jax.random.PRNGKey(0), 4)
-    x, info = run(mode, lambda b: conjugate_gradient(lambda v: A @ v, b, iters=5), jnp.zeros(4))
+    x, info = run(lambda b: conjugate_gradient(lambda v: A @ v, b, iters=5), jnp.zeros(4))
     np.testing.assert_array_equal(x, jnp.zeros(4))
     assert int(info.iterations) == 0
     np.testing.assert_array_equal(info.residual_norms, jnp.zeros(5))
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     "diag, b",
     [
@@ -142,9 +130,9 @@ def test_cg_zero_b_gives_zero_without_nan(mode):
         ([-1.0, -2.0], [1.0, 2.0]),  # negative definite
     ],
 )
-def test_cg_singular_or_indefinite_gives_no_nan(mode, diag, b):
+def test_cg_singular_or_indefinite_gives_no_nan(run, diag, b):
     A = jnp.diag(jnp.array(diag))
-    x, info = run(mode, lambda b: conjugate_gradient(lambda v: A @ v, b, iters=6), jnp.array(b))
+    x, info = run(lambda b: conjugate_gradient(lambda v: A @ v, b, iters=6), jnp.array(b))
     assert bool(jnp.all(jnp.isfinite(x)))
     assert bool(jnp.all(jnp.isfinite(info.residual_norms)))
     assert int(info.iterations) <= 2
@@ -171,40 +159,37 @@ def test_cg_bad_iters_and_tol():
 # ------------------------------------------------------------------------------ step scaling
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("delta", [1e-3, 0.01, 0.5])
-def test_trust_region_step_hits_the_quadratic_kl(mode, seed, delta):
+def test_trust_region_step_hits_the_quadratic_kl(run, seed, delta):
     ka, kd = jax.random.split(jax.random.PRNGKey(seed))
     F = random_spd(ka, 6, cond=100.0)
     d = jax.random.normal(kd, (6,))
-    s = run(mode, lambda d: trust_region_step(d, lambda v: F @ v, delta), d)
+    s = run(lambda d: trust_region_step(d, lambda v: F @ v, delta), d)
     assert float(0.5 * s @ F @ s) == pytest.approx(delta, rel=1e-4)
     # same direction, positive multiple
     assert float(jnp.vdot(s, d)) > 0
     np.testing.assert_allclose(s / jnp.linalg.norm(s), d / jnp.linalg.norm(d), atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_trust_region_step_pytree(mode):
+def test_trust_region_step_pytree(run):
     d = {"w": jnp.array([[1.0, 2.0]]), "b": jnp.array([3.0])}
 
     def fvp(v):
         return jax.tree_util.tree_map(lambda x: 4.0 * x, v)
 
-    s = run(mode, lambda d: trust_region_step(d, fvp, 0.02), d)
+    s = run(lambda d: trust_region_step(d, fvp, 0.02), d)
     flat_s = ravel_pytree(s)[0]
     assert s["w"].shape == (1, 2)
     assert float(0.5 * 4.0 * flat_s @ flat_s) == pytest.approx(0.02, rel=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("scale", [0.0, -1.0])
-def test_trust_region_step_degenerate_curvature_gives_zeros(mode, scale):
+def test_trust_region_step_degenerate_curvature_gives_zeros(run, scale):
     d = jnp.array([1.0, -2.0])
-    s = run(mode, lambda d: trust_region_step(d, lambda v: scale * v, 0.01), d)
+    s = run(lambda d: trust_region_step(d, lambda v: scale * v, 0.01), d)
     np.testing.assert_array_equal(s, jnp.zeros(2))
-    s0 = run(mode, lambda d: trust_region_step(d, lambda v: 3.0 * v, 0.01), jnp.zeros(2))
+    s0 = run(lambda d: trust_region_step(d, lambda v: 3.0 * v, 0.01), jnp.zeros(2))
     np.testing.assert_array_equal(s0, jnp.zeros(2))
 
 
@@ -309,10 +294,9 @@ def check_line_search_result(
 
 
 @pytest.mark.parametrize("evaluate_all", [False, True])
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("delta", [1e-3, 0.01, 0.1])
-def test_line_search_properties_on_quadratic_problems(mode, seed, delta, evaluate_all):
+def test_line_search_properties_on_quadratic_problems(run, seed, delta, evaluate_all):
     kl_fn, surrogate_fn, theta0, F, g = quadratic_problem(seed)
     # an over-long step (4x the trust region) along the natural gradient, so backtracking is needed
     step = 4.0 * trust_region_step(jnp.linalg.solve(F, g), lambda v: F @ v, delta)
@@ -322,7 +306,7 @@ def test_line_search_properties_on_quadratic_problems(mode, seed, delta, evaluat
             surrogate_fn, kl_fn, params, step, delta, evaluate_all=evaluate_all
         )
 
-    new, info = run(mode, ls, theta0, step)
+    new, info = run(ls, theta0, step)
     check_line_search_result(
         new, info, theta0, step, kl_fn, surrogate_fn, delta, 10, 0.8, evaluate_all
     )
@@ -358,8 +342,7 @@ def test_line_search_property_random(seed, delta, step_scale, shrink, m, sign, e
         assert not bool(info.accepted)
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_line_search_nothing_acceptable_returns_params_unchanged(mode):
+def test_line_search_nothing_acceptable_returns_params_unchanged(run):
     params = {"w": jnp.array([[0.1, -0.2], [0.3, 0.4]]), "b": jnp.array([1.0, 2.0])}
     step = jax.tree_util.tree_map(jnp.ones_like, params)
 
@@ -369,8 +352,7 @@ def test_line_search_nothing_acceptable_returns_params_unchanged(mode):
     def kl_fn(p):
         return jnp.zeros(())
 
-    new, info = run(
-        mode, lambda p, s: backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.01), params, step
+    new, info = run(lambda p, s: backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.01), params, step
     )
     assert not bool(info.accepted)
     assert int(info.n_backtracks) == 10
@@ -381,8 +363,7 @@ def test_line_search_nothing_acceptable_returns_params_unchanged(mode):
     assert bool(jnp.all(info.trace.improvement < 0))
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_line_search_non_finite_step_returns_params_unchanged(mode):
+def test_line_search_non_finite_step_returns_params_unchanged(run):
     """A NaN/inf step (e.g. from a broken CG) is rejected and never leaks into the params."""
     theta0 = jnp.array([0.5, -1.0, 2.0])
     step = jnp.array([jnp.nan, jnp.inf, 1.0])
@@ -390,16 +371,14 @@ def test_line_search_non_finite_step_returns_params_unchanged(mode):
     def kl_fn(t):
         return 0.5 * jnp.sum((t - theta0) ** 2)
 
-    new, info = run(
-        mode, lambda p, s: backtracking_line_search(jnp.sum, kl_fn, p, s, 0.01), theta0, step
+    new, info = run(lambda p, s: backtracking_line_search(jnp.sum, kl_fn, p, s, 0.01), theta0, step
     )
     assert not bool(info.accepted)
     np.testing.assert_array_equal(new, theta0)
     assert bool(jnp.all(jnp.isfinite(new)))
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_line_search_kl_too_large_everywhere_rejects(mode):
+def test_line_search_kl_too_large_everywhere_rejects(run):
     theta0 = jnp.zeros(3)
     step = jnp.ones(3)
 
@@ -409,15 +388,13 @@ def test_line_search_kl_too_large_everywhere_rejects(mode):
     def surrogate_fn(t):
         return jnp.sum(t)
 
-    new, info = run(
-        mode, lambda p, s: backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.5, 4), theta0, step
+    new, info = run(lambda p, s: backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.5, 4), theta0, step
     )
     assert not bool(info.accepted) and int(info.n_backtracks) == 4
     np.testing.assert_array_equal(new, theta0)
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_line_search_rejects_non_finite_candidates(mode):
+def test_line_search_rejects_non_finite_candidates(run):
     """Large steps give a NaN KL or an inf surrogate: they are skipped, not accepted."""
     theta0 = jnp.zeros(2)
     step = jnp.array([1.0, 0.0])
@@ -428,9 +405,7 @@ def test_line_search_rejects_non_finite_candidates(mode):
     def surrogate_fn(t):
         return jnp.where(t[0] > 0.55, jnp.inf, t[0])
 
-    new, info = run(
-        mode,
-        lambda p, s: backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.1, 10, 0.8),
+    new, info = run(lambda p, s: backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.1, 10, 0.8),
         theta0,
         step,
     )
@@ -441,8 +416,7 @@ def test_line_search_rejects_non_finite_candidates(mode):
     assert bool(jnp.isnan(info.trace.kl[1])) and bool(jnp.isinf(info.trace.improvement[2]))
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_line_search_full_step_accepted_first(mode):
+def test_line_search_full_step_accepted_first(run):
     theta0 = jnp.zeros(2)
 
     def kl_fn(t):
@@ -452,15 +426,12 @@ def test_line_search_full_step_accepted_first(mode):
         return jnp.sum(t)
 
     step = jnp.array([0.1, 0.1])  # KL 0.01 ≤ 0.02
-    new, info = run(
-        mode, lambda p, s: backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.02), theta0, step
+    new, info = run(lambda p, s: backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.02), theta0, step
     )
     assert bool(info.accepted) and int(info.n_backtracks) == 0
     np.testing.assert_allclose(new, step)
     assert info.trace.tried.tolist() == [True] + [False] * 9  # one forward pass
-    _, full = run(
-        mode,
-        lambda p, s: backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.02, evaluate_all=True),
+    _, full = run(lambda p, s: backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.02, evaluate_all=True),
         theta0,
         step,
     )
@@ -468,9 +439,8 @@ def test_line_search_full_step_accepted_first(mode):
     assert bool(jnp.all(full.trace.acceptable))  # every fraction acceptable; the first wins
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", range(4))
-def test_line_search_evaluate_all_gives_the_same_result_and_the_full_trace(mode, seed):
+def test_line_search_evaluate_all_gives_the_same_result_and_the_full_trace(run, seed):
     kl_fn, surrogate_fn, theta0, F, g = quadratic_problem(seed)
     step = 3.0 * trust_region_step(jnp.linalg.solve(F, g), lambda v: F @ v, 0.01)
 
@@ -480,7 +450,7 @@ def test_line_search_evaluate_all_gives_the_same_result_and_the_full_trace(mode,
             backtracking_line_search(surrogate_fn, kl_fn, p, s, 0.01, evaluate_all=True),
         )
 
-    (new, info), (new_all, info_all) = run(mode, both, theta0, step)
+    (new, info), (new_all, info_all) = run(both, theta0, step)
     np.testing.assert_array_equal(new, new_all)
     assert int(info.n_backtracks) == int(info_all.n_backtracks)
     assert bool(info.accepted) == bool(info_all.accepted)

@@ -44,21 +44,15 @@ START = jnp.array(BANDIT_START)
 POINTS = [jnp.array([0.0, 0.0, 0.0]), jnp.array([-1.0, 0.3, 1.2]), jnp.array([2.0, -1.0, 0.5])]
 SCALE = jnp.diag(jnp.array([3.0, 1.0, 1.0]))
 OVER = jnp.array([[1.0, 0.0, 0.5, 2.0], [0.0, 1.0, -1.0, 0.0], [1.0, 1.0, 0.0, 1.0]])
-MODES = ["eager", "jit"]
-
-
-def run(mode, fn, *args):
-    return jax.jit(fn)(*args) if mode == "jit" else fn(*args)
 
 
 # ----------------------------------------------------------------------------- exact bandit
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("logits", POINTS)
-def test_softmax_fisher_is_the_hessian_of_the_kl(mode, logits):
+def test_softmax_fisher_is_the_hessian_of_the_kl(run, logits):
     reference = dense_fisher(lambda z: bandit_kl(logits, z), logits)
-    got = run(mode, softmax_fisher, logits)
+    got = run(softmax_fisher, logits)
     np.testing.assert_allclose(got, reference, atol=1e-6)
     pi = np.exp(logits) / np.exp(logits).sum()
     np.testing.assert_allclose(got, np.diag(pi) - np.outer(pi, pi), atol=1e-6)
@@ -75,13 +69,12 @@ def test_bandit_fisher_is_the_hessian_of_the_kl_in_any_parameterisation(matrix):
     np.testing.assert_allclose(b.T @ jnp.diag(pi) @ b, reference, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("matrix", [None, SCALE, OVER], ids=["logits", "scaled", "over"])
-def test_gradient_matches_autodiff_of_the_objective(mode, matrix):
+def test_gradient_matches_autodiff_of_the_objective(run, matrix):
     p = 3 if matrix is None else matrix.shape[1]
     for theta in (jnp.linspace(-1.0, 2.0, p), jnp.linspace(1.5, -0.5, p)):
         reference = jax.grad(bandit_objective)(theta, R, matrix)
-        got = run(mode, lambda t, m=matrix: bandit_gradient(t, R, m), theta)
+        got = run(lambda t, m=matrix: bandit_gradient(t, R, m), theta)
         np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-7)
 
 

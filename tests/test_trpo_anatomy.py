@@ -13,24 +13,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib.lessons.l01_cliff import collect_batch
-from course_lib.rl.config import TrainConfig
 from course_lib.core.curvature import dense_fisher
-from course_lib.rl.envs import make_env
-from course_lib.rl.networks import ActorCritic
-from course_lib.rl.train import Params, TrainResult, train
 from course_lib.lessons.l06_trpo import (
     batch_kl,
     batch_surrogate,
     delta_view,
     dissect_trpo_update,
-    final_return,
     library_trpo_step,
     live_run,
-    nearest_index,
     overshoot_fraction,
-    seed_band,
 )
+from course_lib.rl.config import TrainConfig
+from course_lib.rl.envs import make_env
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.rollout import collect_batch
+from course_lib.rl.train import Params, TrainResult, train
 from course_lib.widgets.l06_trpo import trpo_delta_panel, trpo_live_panel
 
 MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(8,))
@@ -209,19 +206,6 @@ def fake_sweep() -> TrainResult:
     return TrainResult(Params(zeros, zeros), steps, ret, diag)
 
 
-def test_seed_band_is_mean_and_range_over_seeds():
-    x = np.arange(24.0).reshape(2, 3, 4) ** 1.5
-    band = seed_band(x)
-    np.testing.assert_allclose(band.mean, x.mean(axis=1))
-    np.testing.assert_allclose(band.lo, x.min(axis=1))
-    np.testing.assert_allclose(band.hi, x.max(axis=1))
-    assert seed_band(x, seed_axis=0).mean.shape == (3, 4)
-    with pytest.raises(ValueError, match="seed_axis"):
-        seed_band(x, seed_axis=5)
-    with pytest.raises(ValueError, match="values"):
-        seed_band(3.0)
-
-
 def test_overshoot_fraction_counts_updates_above_delta():
     kl = np.array([[[0.005, 0.011, 0.02], [0.009, 0.016, 0.001]],
                    [[0.05, 0.2, 0.09], [0.1, 0.149, 0.0]]])
@@ -236,28 +220,6 @@ def test_overshoot_fraction_counts_updates_above_delta():
         overshoot_fraction(np.zeros(3), 0.01)
     with pytest.raises(ValueError, match="factor"):
         overshoot_fraction(kl, 0.01 * np.ones(2), factor=0)
-
-
-def test_final_return_averages_the_last_iterations():
-    r = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]])
-    np.testing.assert_allclose(final_return(r), [5.0])
-    np.testing.assert_allclose(final_return(r, last=2), [6.5])
-    with pytest.raises(ValueError, match="last"):
-        final_return(r, last=8)
-    with pytest.raises(ValueError, match="last"):
-        final_return(r, last=0)
-
-
-def test_nearest_index_is_nearest_on_a_log_scale():
-    grid = [0.001, 0.003, 0.01, 0.03, 0.1]
-    assert nearest_index(grid, 0.01) == 2
-    assert nearest_index(grid, 0.006) == 2       # log-nearer to 0.01; linearly nearer to 0.003
-    assert nearest_index(grid, 0.005) == 1
-    assert nearest_index(grid, 1.0) == 4 and nearest_index(grid, 1e-6) == 0
-    with pytest.raises(ValueError, match="value"):
-        nearest_index(grid, 0.0)
-    with pytest.raises(ValueError, match="grid"):
-        nearest_index([0.0, 0.1], 0.1)
 
 
 def test_delta_view_summarises_one_row():

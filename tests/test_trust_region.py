@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from course_lib.core.curvature import dense_fisher
-from course_lib.rl.networks import ActorCritic
 from course_lib.lessons.l04_trust_region import (
     DEFAULT_TOY,
     DIRECTION_KINDS,
@@ -26,8 +25,6 @@ from course_lib.lessons.l04_trust_region import (
     advantage_scale_table,
     batch_kl,
     bisect_step_size,
-    collect_batch,
-    episode_returns,
     kl_sweep,
     policy_directions,
     regime_table,
@@ -42,6 +39,9 @@ from course_lib.lessons.l04_trust_region import (
     toy_surrogate_gain,
     toy_trust_region,
 )
+from course_lib.rl.envs import make_env
+from course_lib.rl.networks import ActorCritic, Params
+from course_lib.rl.rollout import collect_batch
 from course_lib.widgets.l04_trust_region import DELTA_RANGE, trust_region_panel
 
 TINY = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(8,))
@@ -225,64 +225,9 @@ def test_toy_rejects_a_non_toy():
 @pytest.fixture(scope="module")
 def tiny():
     pi, v = TINY.init(jax.random.key(0))
-    batch = jax.jit(lambda p, q, k: collect_batch(TINY, p, q, k, num_envs=4, num_steps=32))(
-        pi, v, jax.random.key(1)
-    )
+    batch = collect_batch(Params(pi, v), TINY, make_env("CartPole-v1"), jax.random.key(1),
+                          num_envs=4, num_steps=32)
     return pi, v, batch
-
-
-def test_collect_batch_shapes_and_old_policy(tiny):
-    pi, _, batch = tiny
-    assert batch.obs.shape == (128, 4) and batch.actions.shape == (128,)
-    assert batch.dist_old.logits.shape == (128, 2)
-    np.testing.assert_allclose(batch.dist_old.logits, TINY.policy(pi, batch.obs).logits,
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(
-        batch.logp_old, TINY.log_prob(batch.dist_old, batch.actions), rtol=1e-5, atol=1e-6
-    )
-    assert float(jnp.mean(batch.advantages)) == pytest.approx(0.0, abs=1e-5)
-    assert float(jnp.std(batch.advantages)) == pytest.approx(1.0, abs=1e-3)
-    assert float(batch_kl(pi, batch, TINY)) == pytest.approx(0.0, abs=1e-6)
-
-
-def test_collect_batch_rejects_a_model_that_does_not_fit_the_env(tiny):
-    pi, v, _ = tiny
-    model = ActorCritic(obs_dim=3, n_actions=2, discrete=True, hidden=(8,))
-    with pytest.raises(ValueError, match="env_id"):
-        collect_batch(model, pi, v, jax.random.key(1))
-    with pytest.raises(ValueError, match="num_envs"):
-        collect_batch(TINY, pi, v, jax.random.key(1), num_envs=0)
-
-
-def _biased_policy(pi: jax.Array, action: int | None) -> jax.Array:
-    """Parameters whose output layer always prefers ``action`` (None: uniform policy)."""
-    pi = jnp.zeros_like(pi)
-    if action is None:
-        return pi
-    # Flat order of a (8,)-hidden MLP: Dense_0 bias [8], kernel [4, 8], Dense_1 bias [2], ...
-    return pi.at[8 + 32 + action].set(50.0)
-
-
-def test_episode_returns_match_known_cartpole_values(tiny):
-    pi, _, _ = tiny
-    returns = jax.jit(lambda p: episode_returns(TINY, p, jax.random.key(3), 256))
-    left = np.asarray(returns(_biased_policy(pi, 0)))
-    assert np.all((left >= 8) & (left <= 11)), "always pushing left ends an episode in 8-11 steps"
-    uniform = float(np.mean(returns(_biased_policy(pi, None))))
-    assert 18.0 < uniform < 27.0, "a uniformly random policy lasts about 22 steps on average"
-
-
-def test_episode_returns_use_common_random_numbers(tiny):
-    pi, _, _ = tiny
-    key = jax.random.key(5)
-    run = jax.jit(lambda p: episode_returns(TINY, p, key, 16))
-    a, b = run(pi), run(pi + 0.0)
-    np.testing.assert_array_equal(a, b)
-    other = _biased_policy(pi, 1)
-    many = jax.jit(jax.vmap(lambda p: episode_returns(TINY, p, key, 16)))(jnp.stack([pi, other]))
-    np.testing.assert_allclose(many[0], a)
-    assert not np.allclose(many[1], a)
-    assert np.all((np.asarray(a) >= 1) & (np.asarray(a) <= 500))
 
 
 def test_policy_directions_are_unit_gradient_natural_and_random(tiny):

@@ -16,10 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from course_lib import TrainConfig
+from course_lib.core.surrogate import clipped_surrogate, surrogate
 from course_lib.rl.networks import ActorCritic
 from course_lib.rl.ppo import PPOHyper, adapt_beta, optimizer, ppo_loss, ppo_update
 from course_lib.rl.rollout import Batch, explained_variance, policy_diagnostics
-from course_lib.core.surrogate import clipped_surrogate, surrogate
 from course_lib.rl.trpo import TRPOHyper, fit_value, trpo_policy_step
 
 MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(16,))
@@ -48,12 +49,13 @@ def make_batch(seed: int, spread: float = 0.5, n: int = N):
 
 
 def ppo_hyper(lr=1e-2, eps=0.2, target_kl=math.inf, beta=0.0, vf_coef=0.5, ent_coef=0.0):
-    return PPOHyper(f32(lr), f32(eps), f32(vf_coef), f32(ent_coef), f32(0.5), f32(target_kl),
-                    f32(beta))
+    return PPOHyper.from_config(TrainConfig(), lr=lr, eps=eps, target_kl=target_kl, beta=beta,
+                                vf_coef=vf_coef, ent_coef=ent_coef)
 
 
 def trpo_hyper(delta=0.01, damping=0.1, shrink=0.8, lr=1e-2):
-    return TRPOHyper(f32(delta), f32(damping), f32(shrink), f32(lr), f32(0.5))
+    return TRPOHyper.from_config(TrainConfig(), delta=delta, cg_damping=damping,
+                                 backtrack_ratio=shrink, lr=lr)
 
 
 @partial(jax.jit, static_argnames=("epochs", "minibatches", "objective", "clip_value"))

@@ -2,7 +2,7 @@
 
 The experiment behind the lesson, as small pure functions:
 
-1. :func:`collect_batch` runs the trained actor-critic in the JAX-native environment for a
+1. :func:`course_lib.rl.rollout.collect_batch` runs the trained actor-critic in the JAX-native environment for a
    fresh batch and computes its GAE advantages with the trained critic.
 2. :func:`policy_gradient` is the gradient of the surrogate
    L(θ) = E_t[r_t(θ)·Â_t],  r_t(θ) = π_θ(a_t|s_t) / π_old(a_t|s_t)
@@ -13,7 +13,7 @@ The experiment behind the lesson, as small pure functions:
 4. :func:`policy_change` measures the step twice: in weight space (‖Δθ‖₂, relative to ‖θ_old‖₂)
    and in policy space (exact mean KL(π_old‖π_new) from the logits, the total-variation change
    of the action probabilities, the fraction of states whose most likely action flipped).
-5. :func:`rollout_return` plays fixed episodes of the jitted JAX environment, so the return of
+5. :func:`course_lib.rl.evaluate.episode_returns` plays fixed episodes of the jitted JAX environment, so the return of
    a policy can be measured in milliseconds, with the same random numbers for every policy.
 6. :func:`step_outcome` / :func:`step_size_sweep` put it together for one step size, or for
    many at once with ``jax.vmap``: the return after the step and the distances of the step.
@@ -40,14 +40,13 @@ from course_lib._validate import (
     check_rank,
     check_same_shape,
 )
-from course_lib.core.advantages import gae_from_next_values, normalize_advantages
-from course_lib.rl.config import TrainConfig
 from course_lib.core.distributions import categorical_kl
-from course_lib.rl.envs import JaxEnv, make_env, step_autoreset
-from course_lib.rl.networks import ActorCritic, Dist
-from course_lib.rl.rollout import Batch
 from course_lib.core.surrogate import surrogate
-from course_lib.rl.train import Params
+from course_lib.rl.config import TrainConfig
+from course_lib.rl.envs import JaxEnv, make_env
+from course_lib.rl.evaluate import episode_returns
+from course_lib.rl.networks import ActorCritic, Params, model_from_config
+from course_lib.rl.rollout import Batch, collect_batch
 
 __all__ = [
     "BATCH_SEED",
@@ -62,17 +61,14 @@ __all__ = [
     "StepOutcome",
     "StepView",
     "action_probabilities",
-    "collect_batch",
     "crossing_step_size",
     "load_cliff_run",
     "make_cliff_setup",
-    "model_for",
     "policy_change",
     "policy_gradient",
     "policy_gradient_step",
     "predict_step_size",
     "random_step_like",
-    "rollout_return",
     "save_cliff_run",
     "setup_from_params",
     "step_outcome",
@@ -83,12 +79,6 @@ __all__ = [
 CLIFF_CONFIG = TrainConfig(total_steps=8 * 1024)
 """PPO with the course defaults, stopped after 8 iterations of 1024 steps: far from solved
 (CartPole-v1 is solved at 475), with returns around 200 on the lesson's seed."""
-
-
-def model_for(config: TrainConfig) -> ActorCritic:
-    """The :class:`ActorCritic` that ``train(config)`` trains (same sizes, same flat layout)."""
-    env = make_env(config.env)
-    return ActorCritic(env.obs_dim, env.n_actions, env.discrete, tuple(config.hidden))
 
 
 def _check_discrete(model: ActorCritic) -> None:
@@ -115,93 +105,6 @@ def _check_params(policy_params: jax.Array, name: str = "policy_params") -> None
 # ------------------------------------------------------------------------------------------
 # A fresh batch
 # ------------------------------------------------------------------------------------------
-
-
-@partial(jax.jit, static_argnames=("model", "env", "num_envs", "num_steps"))
-def _collect(params, model, env, key, num_envs, num_steps, gamma, lam):
-    k_reset, k_steps = jax.random.split(key)
-    state, obs = jax.vmap(env.reset)(jax.random.split(k_reset, num_envs))
-
-    def step(carry, k):
-        state, obs = carry
-        k_act, k_new = jax.random.split(k)
-        dist = model.policy(params.policy, obs)
-        action = model.sample(dist, k_act)
-        logp = model.log_prob(dist, action)
-        state, next_obs, reward, term, trunc, final_obs = jax.vmap(
-            step_autoreset, in_axes=(None, 0, 0, 0)
-        )(env, state, action, jax.random.split(k_new, num_envs))
-        out = (obs, action, logp, dist.logits, reward, term, term | trunc, final_obs)
-        return (state, next_obs), out
-
-    _, traj = jax.lax.scan(step, (state, obs), jax.random.split(k_steps, num_steps))
-    obs_t, actions, logp, logits, rewards, term, done, final_obs = traj
-    flat = lambda x: x.reshape((num_steps * num_envs,) + x.shape[2:])
-    values = model.value(params.value, flat(obs_t)).reshape(num_steps, num_envs)
-    next_values = model.value(params.value, flat(final_obs)).reshape(num_steps, num_envs)
-    adv, returns = gae_from_next_values(
-        rewards,
-        values,
-        next_values,
-        term.astype(jnp.float32),
-        done.astype(jnp.float32),
-        gamma,
-        lam,
-    )
-    return Batch(
-        flat(obs_t),
-        flat(actions),
-        flat(logp),
-        Dist(flat(logits)),
-        flat(values),
-        normalize_advantages(flat(adv)),
-        flat(returns),
-    )
-
-
-def collect_batch(
-    params: Params,
-    model: ActorCritic,
-    env: JaxEnv,
-    key: jax.Array,
-    num_envs: int = 8,
-    num_steps: int = 256,
-    gamma: float = 0.99,
-    lam: float = 0.95,
-) -> Batch:
-    """A fresh on-policy batch of ``num_envs · num_steps`` rows from the current policy.
-
-    ``num_envs`` environments start from ``env.reset`` and run ``num_steps`` steps each,
-    actions sampled from π_old (``params.policy``), a new episode starting where one ends
-    (:func:`course_lib.rl.envs.step_autoreset`). Advantages are GAE(γ, λ) from the critic
-    ``params.value`` (Schulman et al. 2016), bootstrapped with V(final observation) for
-    truncated episodes, then normalised to zero mean and unit std, as in training.
-
-    Args:
-      params: :class:`course_lib.rl.train.Params` ``(policy [P], value [V])``.
-      model: the categorical :class:`ActorCritic` of ``params``.
-      env: a JAX-native environment (``course_lib.make_env``).
-      key: a JAX random key.
-      num_envs, num_steps: ints >= 1.
-      gamma, lam: discount and GAE λ in [0, 1].
-
-    Returns:
-      :class:`course_lib.rl.rollout.Batch` with ``[N]`` rows, N = num_envs · num_steps
-      (``dist_old.logits [N, A]`` are π_old's logits on ``obs [N, O]``).
-    """
-    _check_discrete(model)
-    _check_env(env, model)
-    if not isinstance(params, Params):
-        raise TypeError(f"params must be course_lib.rl.train.Params, got {type(params).__name__}")
-    _check_params(params.policy, "params.policy")
-    check_int_at_least(num_envs, 1, "num_envs")
-    check_int_at_least(num_steps, 1, "num_steps")
-    for value, name in ((gamma, "gamma"), (lam, "lam")):
-        if not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {value}")
-    return _collect(
-        params, model, env, key, num_envs, num_steps, jnp.float32(gamma), jnp.float32(lam)
-    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -303,59 +206,6 @@ def policy_change(
 
 
 # ------------------------------------------------------------------------------------------
-# The return of a policy, in the JAX environment
-# ------------------------------------------------------------------------------------------
-
-
-@partial(jax.jit, static_argnames=("model", "env", "n_episodes", "greedy"))
-def _episode_returns(policy_params, model, env, key, n_episodes, greedy):
-    k_reset, k_act = jax.random.split(key)
-    state, obs = jax.vmap(env.reset)(jax.random.split(k_reset, n_episodes))
-
-    def step(carry, k):
-        state, obs, alive, total = carry
-        dist = model.policy(policy_params, obs)
-        action = model.greedy(dist) if greedy else model.sample(dist, k)
-        state, obs, reward, term, trunc = jax.vmap(env.step)(state, action)
-        total = total + jnp.where(alive, reward, 0.0)
-        alive = alive & ~(term | trunc)
-        return (state, obs, alive, total), None
-
-    init = (state, obs, jnp.ones(n_episodes, bool), jnp.zeros(n_episodes, jnp.float32))
-    keys = jax.random.split(k_act, env.max_episode_steps)
-    (_, _, _, total), _ = jax.lax.scan(step, init, keys)
-    return total
-
-
-def rollout_return(
-    policy_params: jax.Array,
-    model: ActorCritic,
-    env: JaxEnv,
-    key: jax.Array,
-    n_episodes: int = 32,
-    greedy: bool = False,
-) -> jax.Array:
-    """Returns ``[n_episodes]`` of full episodes of ``env`` played by the policy, jitted.
-
-    Every episode starts from ``env.reset`` and runs to termination or to the time limit
-    (``env.max_episode_steps``: 500 on CartPole-v1); the return is the sum of its rewards.
-    Actions are sampled from π (``greedy=False``, the policy that collects the next batch)
-    or are its most likely ones. The episodes are a pure function of ``key``: two policies
-    evaluated with the same key meet the same start states and the same random numbers
-    (common random numbers), so their difference is not sampling noise of the starts.
-
-    Key scheme: ``k_reset, k_act = split(key)``; episode i starts from
-    ``env.reset(split(k_reset, n_episodes)[i])``; step t samples its actions with
-    ``split(k_act, max_episode_steps)[t]``.
-    """
-    _check_discrete(model)
-    _check_env(env, model)
-    _check_params(policy_params)
-    check_int_at_least(n_episodes, 1, "n_episodes")
-    return _episode_returns(policy_params, model, env, key, n_episodes, bool(greedy))
-
-
-# ------------------------------------------------------------------------------------------
 # One step size, and a sweep over many
 # ------------------------------------------------------------------------------------------
 
@@ -377,7 +227,7 @@ class StepOutcome(NamedTuple):
 @partial(jax.jit, static_argnames=("model", "env", "n_episodes"))
 def _outcome(policy_params, gradient, step_size, obs, model, env, key, n_episodes):
     new_params = policy_params + step_size * gradient
-    returns = _episode_returns(new_params, model, env, key, n_episodes, False)
+    returns = episode_returns(new_params, model, env, key, n_episodes)
     return StepOutcome(
         jnp.asarray(step_size, jnp.float32),
         jnp.mean(returns),
@@ -412,7 +262,7 @@ def step_outcome(
       step_size: α >= 0.
       obs: ``[N, O]`` states on which KL, TV and flips are measured (the batch's states).
       model, env: the categorical :class:`ActorCritic` and its JAX environment.
-      key: the key of the evaluation episodes (:func:`rollout_return`, sampled actions).
+      key: the key of the evaluation episodes (:func:`course_lib.rl.evaluate.episode_returns`, sampled actions).
       n_episodes: number of evaluation episodes.
     """
     _check_outcome_args(policy_params, gradient, obs, model, env, n_episodes)
@@ -532,7 +382,7 @@ CLIFF_RUN_FILE = Path(__file__).resolve().parents[1] / "data" / "cliff_run.npz"
 """``train(CLIFF_CONFIG, seed=CLIFF_SEED)`` as run when the lesson was written
 (``python scripts/make_cliff_run.py`` writes it again)."""
 
-BATCH_SEED = 5
+BATCH_SEED = 8
 """Key of the lesson's fresh batch (another batch moves the edge of the cliff, not the cliff)."""
 
 EVAL_SEED = 0
@@ -585,7 +435,7 @@ def setup_from_params(
     sweep = step_size_sweep(
         params.policy, gradient, step_sizes, batch.obs, model, env, eval_key, n_episodes
     )
-    before = float(jnp.mean(rollout_return(params.policy, model, env, eval_key, n_episodes)))
+    before = float(jnp.mean(episode_returns(params.policy, model, env, eval_key, n_episodes)))
     return CliffSetup(model, env, params, batch, gradient, eval_key, n_episodes, before, sweep)
 
 
@@ -617,7 +467,7 @@ def make_cliff_setup(config: TrainConfig = CLIFF_CONFIG, run: CliffRun | None = 
     params = (load_cliff_run() if run is None else run).params
     return setup_from_params(
         params,
-        model_for(config),
+        model_from_config(config),
         make_env(config.env),
         jax.random.key(BATCH_SEED),
         jax.random.key(EVAL_SEED),

@@ -18,7 +18,7 @@ This module holds the computations of lesson 04:
 * **The KL table checked on CartPole**: :func:`kl_sweep` takes a trained policy, builds
   updates of many sizes (exact KL from 1e-4 to 1) along three directions (surrogate
   gradient, natural gradient, random) on several fresh batches, and measures each update's
-  exact KL and its change in return with a jitted rollout (:func:`episode_returns`);
+  exact KL and its change in return with a jitted rollout (:func:`course_lib.rl.evaluate.episode_returns`);
   :func:`regime_table` sorts them into the KL regimes of the table.
 * **Advantage scale against δ**: :func:`advantage_scale_table` shows that scaling the
   advantages by c multiplies the gradient by c, so a plain gradient step's KL grows like c²
@@ -44,13 +44,13 @@ from course_lib._validate import (
     check_rank,
     concrete_float,
 )
-from course_lib.core.advantages import gae_from_next_values, normalize_advantages
 from course_lib.core.curvature import dense_fisher
 from course_lib.core.distributions import categorical_kl
-from course_lib.rl.envs import make_env, step_autoreset
-from course_lib.rl.networks import ActorCritic, Dist
-from course_lib.rl.rollout import Batch
 from course_lib.core.solvers import conjugate_gradient, trust_region_step
+from course_lib.rl.envs import make_env
+from course_lib.rl.evaluate import episode_returns
+from course_lib.rl.networks import ActorCritic, Params
+from course_lib.rl.rollout import Batch, collect_batch
 from course_lib.rl.trpo import batch_fvp, batch_kl, batch_surrogate
 
 __all__ = [
@@ -66,8 +66,6 @@ __all__ = [
     "advantage_scale_table",
     "batch_kl",
     "bisect_step_size",
-    "collect_batch",
-    "episode_returns",
     "kl_sweep",
     "policy_directions",
     "regime_table",
@@ -383,116 +381,9 @@ def _check_model(model: ActorCritic) -> None:
         raise ValueError("model must be a categorical (discrete-action) policy")
 
 
-def _check_env_for(model: ActorCritic, env_id: str):
-    env = make_env(env_id)
-    if (env.obs_dim, env.n_actions, env.discrete) != (
-        model.obs_dim, model.n_actions, model.discrete
-    ):
-        raise ValueError(
-            f"model ({model.obs_dim} observations, {model.n_actions} actions) does not fit "
-            f"env_id {env_id!r} ({env.obs_dim} observations, {env.n_actions} actions)"
-        )
-    return env
-
-
-@partial(jax.jit, static_argnames=("model", "env_id", "num_envs", "num_steps"))
-def collect_batch(
-    model: ActorCritic,
-    policy_params: jax.Array,
-    value_params: jax.Array,
-    key: jax.Array,
-    env_id: str = "CartPole-v1",
-    num_envs: int = 8,
-    num_steps: int = 128,
-    gamma: float = 0.99,
-    lam: float = 0.95,
-) -> Batch:
-    """One batch of ``num_envs × num_steps`` transitions of π_old, as a training update sees it.
-
-    Episodes restart as they end (:func:`course_lib.rl.envs.step_autoreset`); advantages are GAE
-    (γ, λ) from the value network, bootstrapping truncated episodes with V(final obs), then
-    normalised to zero mean and unit standard deviation (as PPO and TRPO implementations do).
-    Jitted; ``model``, ``env_id``, ``num_envs`` and ``num_steps`` are static.
-
-    Returns:
-      a :class:`course_lib.rl.rollout.Batch` of ``N = num_envs · num_steps`` rows.
-    """
-    _check_model(model)
-    env = _check_env_for(model, env_id)
-    check_int_at_least(num_envs, 1, "num_envs")
-    check_int_at_least(num_steps, 1, "num_steps")
-    k_reset, k_run = jax.random.split(key)
-    states, obs = jax.vmap(env.reset)(jax.random.split(k_reset, num_envs))
-
-    def step(carry, k):
-        states, obs = carry
-        k_act, k_env = jax.random.split(k)
-        dist = model.policy(policy_params, obs)
-        actions = model.sample(dist, k_act)
-        states, next_obs, rewards, term, trunc, final_obs = jax.vmap(
-            partial(step_autoreset, env)
-        )(states, actions, jax.random.split(k_env, num_envs))
-        out = (obs, actions, model.log_prob(dist, actions), dist.logits, rewards, term,
-               term | trunc, final_obs)
-        return (states, next_obs), out
-
-    _, traj = jax.lax.scan(step, (states, obs), jax.random.split(k_run, num_steps))
-    obs_t, actions, logp, logits, rewards, term, done, final_obs = traj
-    flat = lambda x: x.reshape((num_steps * num_envs,) + x.shape[2:])
-    values = model.value(value_params, flat(obs_t)).reshape(num_steps, num_envs)
-    next_values = model.value(value_params, flat(final_obs)).reshape(num_steps, num_envs)
-    adv, returns = gae_from_next_values(
-        rewards, values, next_values, term.astype(jnp.float32), done.astype(jnp.float32),
-        gamma, lam,
-    )
-    return Batch(flat(obs_t), flat(actions), flat(logp), Dist(flat(logits)), flat(values),
-                 normalize_advantages(flat(adv)), flat(returns))
-
-
 def _surrogate_gain(model: ActorCritic, policy_params: jax.Array, batch: Batch) -> jax.Array:
     """L(θ) − L(θ_old) = mean_t[(r_t − 1)·A_t] on the batch."""
     return batch_surrogate(policy_params, batch, model) - jnp.mean(batch.advantages)
-
-
-def episode_returns(
-    model: ActorCritic,
-    policy_params: jax.Array,
-    key: jax.Array,
-    episodes: int = 32,
-    env_id: str = "CartPole-v1",
-) -> jax.Array:
-    """Undiscounted returns ``[episodes]`` of the stochastic policy in the JAX-native env.
-
-    Each episode runs to termination or the time limit. All randomness (start states and the
-    Gumbel noise of every action, ``argmax(logits + Gumbel)`` ∼ π) comes from ``key``, so two
-    policies evaluated with the same key face the same episodes and the same noise: their
-    difference in return measures the policies, not the luck of the draw (common random
-    numbers). Vmap over ``policy_params`` to evaluate many policies at once.
-    """
-    _check_model(model)
-    env = _check_env_for(model, env_id)
-    check_int_at_least(episodes, 1, "episodes")
-    horizon = env.max_episode_steps
-    k_reset, k_noise = jax.random.split(key)
-    states, obs = jax.vmap(env.reset)(jax.random.split(k_reset, episodes))
-    noise = jax.random.gumbel(k_noise, (horizon, episodes, model.n_actions))
-
-    def cond(carry):
-        t, _, _, alive, _ = carry
-        return (t < horizon) & jnp.any(alive)
-
-    def body(carry):
-        t, states, obs, alive, total = carry
-        logits = model.policy(policy_params, obs).logits
-        actions = jnp.argmax(logits + noise[t], axis=-1).astype(jnp.int32)
-        states, obs, rewards, term, trunc = jax.vmap(env.step)(states, actions)
-        total = total + jnp.where(alive, rewards, 0.0)
-        alive = alive & ~(term | trunc)
-        return t + 1, states, obs, alive, total
-
-    init = (jnp.zeros((), jnp.int32), states, obs, jnp.ones((episodes,), bool),
-            jnp.zeros((episodes,), jnp.float32))
-    return jax.lax.while_loop(cond, body, init)[-1]
 
 
 DIRECTION_KINDS = ("gradient", "natural", "random")
@@ -585,8 +476,8 @@ def _kl_sweep(model, policy_params, value_params, key, targets, n_batches, episo
     k_batch, k_dir, k_eval = jax.random.split(key, 3)
 
     def one_batch(kb, kd):
-        batch = collect_batch(model, policy_params, value_params, kb, num_envs=num_envs,
-                              num_steps=num_steps)
+        batch = collect_batch(Params(policy_params, value_params), model,
+                              make_env("CartPole-v1"), kb, num_envs=num_envs, num_steps=num_steps)
         dirs = policy_directions(model, policy_params, batch, kd)
 
         def one_update(d, target):
@@ -604,7 +495,8 @@ def _kl_sweep(model, policy_params, value_params, key, targets, n_batches, episo
         jax.random.split(k_batch, n_batches), jax.random.split(k_dir, n_batches)
     )
     flat_new = new.reshape(-1, new.shape[-1])
-    evaluate = lambda p: jnp.mean(episode_returns(model, p, k_eval, episodes))
+    env = make_env("CartPole-v1")
+    evaluate = lambda p: jnp.mean(episode_returns(p, model, env, k_eval, episodes))
     after = jax.vmap(evaluate)(flat_new).reshape(kl.shape)
     return kl, norm, gain, after, evaluate(policy_params)
 
@@ -622,13 +514,13 @@ def kl_sweep(
 ) -> KLSweep:
     """Many updates of a trained policy, each measured by its exact KL and its return change.
 
-    For each of ``n_batches`` fresh batches of π_old (:func:`collect_batch`, ``num_envs ×
+    For each of ``n_batches`` fresh batches of π_old (:func:`course_lib.rl.rollout.collect_batch`, ``num_envs ×
     num_steps`` transitions), each direction d of :func:`policy_directions` (gradient,
     natural, random) and each target KL κ, the step size α is tuned by bisection
     (:func:`bisect_step_size`, 16 halvings) so that the exact mean KL(π_old‖π_new) on the
     batch equals κ; the update is θ_new = θ_old + α·d. Its surrogate gain on the batch is
     recorded, and the mean return of θ_new over ``episodes`` episodes is measured with
-    :func:`episode_returns` on the same episodes (and action noise) as π_old. One jitted,
+    :func:`course_lib.rl.evaluate.episode_returns` on the same episodes (and action noise) as π_old. One jitted,
     vmapped program does everything.
 
     Args:

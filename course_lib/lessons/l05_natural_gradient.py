@@ -52,8 +52,8 @@ from course_lib._validate import (
     concrete_float,
 )
 from course_lib.core.distributions import categorical_kl, categorical_log_prob
-from course_lib.rl.networks import ActorCritic
 from course_lib.core.surrogate import surrogate
+from course_lib.rl.networks import ActorCritic
 
 __all__ = [
     "BANDIT_REWARDS",

@@ -35,33 +35,30 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib._validate import check_int_at_least, check_positive, check_rank
-from course_lib.rl.config import TrainConfig
-from course_lib.rl.networks import ActorCritic
-from course_lib.rl.rollout import Batch
 from course_lib.core.solvers import (
     LineSearchInfo,
     backtracking_line_search,
     conjugate_gradient,
     trust_region_step,
 )
+from course_lib.lessons.common import SeedBand, final_return, nearest_index, seed_band
+from course_lib.rl.config import TrainConfig
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.rollout import Batch
 from course_lib.rl.train import TrainResult, train
 from course_lib.rl.trpo import TRPOHyper, batch_fvp, batch_kl, batch_surrogate, trpo_policy_step
 
 __all__ = [
     "DeltaView",
     "LiveRun",
-    "SeedBand",
     "UpdateAnatomy",
     "batch_kl",
     "batch_surrogate",
     "delta_view",
     "dissect_trpo_update",
-    "final_return",
     "library_trpo_step",
     "live_run",
-    "nearest_index",
     "overshoot_fraction",
-    "seed_band",
 ]
 
 
@@ -147,6 +144,11 @@ def _dissect(policy_params, batch, model, delta, cg_damping, backtrack_ratio, cg
     )
 
 
+UPDATE_DEFAULTS = {"cg_damping": 0.1, "backtrack_ratio": 0.8, "cg_iters": 10,
+                   "max_backtracks": 10, "fisher_subsample": 1}
+"""The course's TRPO settings, the defaults of :func:`dissect_trpo_update` (TrainConfig's)."""
+
+
 def _check_update_args(policy_params, batch, model, delta, cg_damping, backtrack_ratio,
                        cg_iters, max_backtracks, fisher_subsample):
     if not isinstance(model, ActorCritic):
@@ -210,7 +212,8 @@ def dissect_trpo_update(
                                    "line_search"))
 def _library_step(policy_params, batch, model, delta, cg_damping, backtrack_ratio, cg_iters,
                   max_backtracks, fisher_subsample, line_search):
-    hp = TRPOHyper(delta, cg_damping, backtrack_ratio, jnp.float32(0.0), jnp.float32(0.0))
+    hp = TRPOHyper.from_config(TrainConfig(), delta=delta, cg_damping=cg_damping,
+                               backtrack_ratio=backtrack_ratio, lr=0.0, max_grad_norm=0.0)
     return trpo_policy_step(policy_params, batch, hp, model, cg_iters=cg_iters,
                             max_backtracks=max_backtracks, line_search=line_search,
                             fisher_subsample=fisher_subsample)
@@ -222,54 +225,30 @@ def library_trpo_step(
     model: ActorCritic,
     delta: float = 0.01,
     *,
-    cg_damping: float = 0.1,
-    backtrack_ratio: float = 0.8,
-    cg_iters: int = 10,
-    max_backtracks: int = 10,
-    fisher_subsample: int = 1,
     line_search: bool = True,
+    **options,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The update the training loop runs: :func:`course_lib.rl.trpo.trpo_policy_step`, jitted.
 
-    Same arguments as :func:`dissect_trpo_update`; ``line_search=False`` is the natural
-    policy gradient step ``θ_old + s``. Returns ``(new_params [P], diagnostics)``.
+    ``options``: the keywords of :func:`dissect_trpo_update` (``cg_damping``,
+    ``backtrack_ratio``, ``cg_iters``, ``max_backtracks``, ``fisher_subsample``), with its
+    defaults; ``line_search=False`` is the natural policy gradient step ``θ_old + s``.
+    Returns ``(new_params [P], diagnostics)``.
     """
-    _check_update_args(policy_params, batch, model, delta, cg_damping, backtrack_ratio,
-                       cg_iters, max_backtracks, fisher_subsample)
+    unknown = set(options) - set(UPDATE_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown option(s) {sorted(unknown)}; known: {list(UPDATE_DEFAULTS)}")
+    o = {**UPDATE_DEFAULTS, **options}
+    _check_update_args(policy_params, batch, model, delta, **o)
     return _library_step(policy_params, batch, model, jnp.float32(delta),
-                         jnp.float32(cg_damping), jnp.float32(backtrack_ratio), cg_iters,
-                         max_backtracks, fisher_subsample, bool(line_search))
+                         jnp.float32(o["cg_damping"]), jnp.float32(o["backtrack_ratio"]),
+                         o["cg_iters"], o["max_backtracks"], o["fisher_subsample"],
+                         bool(line_search))
 
 
 # ------------------------------------------------------------------------------------------
 # Sweep summaries
 # ------------------------------------------------------------------------------------------
-
-
-class SeedBand(NamedTuple):
-    """Mean and range over the seed axis: ``mean``, ``lo`` (min), ``hi`` (max), same shape."""
-
-    mean: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-
-
-def seed_band(values, seed_axis: int = -2) -> SeedBand:
-    """Mean ± range of ``values`` over the seed axis (``[..., S, I]`` by default → ``[..., I]``).
-
-    The band of a learning curve: ``mean`` is the average over the S seeds, ``lo``/``hi``
-    the lowest and highest seed at each iteration.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    if x.ndim < 1:
-        raise ValueError(f"values must have a seed axis, got shape {x.shape}")
-    try:
-        n = x.shape[seed_axis]
-    except IndexError:
-        raise ValueError(f"seed_axis {seed_axis} out of range for shape {x.shape}") from None
-    if n < 1:
-        raise ValueError(f"values has no seeds along seed_axis {seed_axis}: shape {x.shape}")
-    return SeedBand(x.mean(axis=seed_axis), x.min(axis=seed_axis), x.max(axis=seed_axis))
 
 
 def overshoot_fraction(kl, delta, factor: float = 1.0) -> np.ndarray:
@@ -291,29 +270,6 @@ def overshoot_fraction(kl, delta, factor: float = 1.0) -> np.ndarray:
         raise ValueError(f"factor must be > 0, got {factor}")
     threshold = (factor * d).reshape(d.shape + (1, 1))
     return (kl > threshold).mean(axis=(-2, -1))
-
-
-def final_return(mean_return, last: int = 5) -> np.ndarray:
-    """Mean return of the last ``last`` iterations, per run: ``[..., I] → [...]``.
-
-    One iteration's mean return is noisy (a handful of episodes); averaging the last five
-    (5 × 1024 steps with the course defaults) gives a steadier end point.
-    """
-    r = np.asarray(mean_return, dtype=np.float64)
-    check_int_at_least(last, 1, "last")
-    if r.ndim < 1 or r.shape[-1] < last:
-        raise ValueError(f"mean_return must have at least last={last} iterations, got {r.shape}")
-    return r[..., -last:].mean(axis=-1)
-
-
-def nearest_index(grid, value: float) -> int:
-    """Index of the grid value nearest to ``value`` on a log scale (δ grids are log-spaced)."""
-    g = np.asarray(grid, dtype=np.float64)
-    if g.ndim != 1 or g.size == 0 or not (g > 0).all():
-        raise ValueError(f"grid must be a non-empty 1-D array of values > 0, got {grid}")
-    if not float(value) > 0:
-        raise ValueError(f"value must be > 0, got {value}")
-    return int(np.argmin(np.abs(np.log(g) - np.log(float(value)))))
 
 
 class DeltaView(NamedTuple):

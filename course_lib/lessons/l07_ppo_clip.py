@@ -32,31 +32,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib._validate import check_int_at_least, check_non_negative, check_rank
-from course_lib.rl.config import TrainConfig
-from course_lib.rl.envs import make_env
-from course_lib.rl.networks import ActorCritic
-from course_lib.rl.ppo import PPOHyper, adapt_beta, ppo_update
-from course_lib.rl.rollout import Batch, policy_diagnostics
+from course_lib._validate import check_int_at_least, check_non_negative, check_rank, check_seed
 from course_lib.core.surrogate import clipped_surrogate
+from course_lib.lessons.common import SeedBand, final_return, nearest_index, seed_band
+from course_lib.rl.config import TrainConfig
+from course_lib.rl.networks import model_from_config
+from course_lib.rl.ppo import EPOCH_DIAGNOSTICS, PPOHyper, adapt_beta, run_epochs
 from course_lib.rl.train import (
     JAX_ENV_IDS,
     Carry,
     TrainResult,
-    _check_seed,
-    _init,
-    _iteration,
-    _model,
-    _numbers,
-    _prepare,
-    _rollout,
-    learning_rate,
-    make_batch,
+    init_carry,
+    iteration,
+    numbers,
+    prepare,
+    training_batch,
 )
-from course_lib.lessons.l06_trpo import SeedBand, final_return, nearest_index, seed_band
 
 __all__ = [
-    "EPOCH_DIAGNOSTICS",
     "VARIANTS",
     "ClipCurve",
     "EpochStudy",
@@ -66,9 +59,7 @@ __all__ = [
     "eps_view",
     "flat_region",
     "replay_beta",
-    "run_epochs",
     "study_summary",
-    "training_batch",
 ]
 
 
@@ -173,112 +164,18 @@ def flat_region(advantage: float, eps: float) -> tuple[float, float]:
 # One PPO update, epoch by epoch
 # ------------------------------------------------------------------------------------------
 
-EPOCH_DIAGNOSTICS = ("kl", "kl_k3", "max_ratio", "clipfrac", "updates_done")
-"""What :func:`run_epochs` records after each epoch."""
-
 VARIANTS = ("clip", "no clip", "clip + early stop")
 """The three updates of :func:`epoch_study`, in the order of its leading axis."""
 
 
-def training_batch(static: TrainConfig, num: dict, carry: Carry, it: jax.Array):
-    """The batch, learning rate and key that the training loop's iteration ``it`` updates on.
-
-    Follows ``course_lib.rl.train._iteration`` and ``_learn`` step for step: split the
-    learner's key, roll out ``num_envs × num_steps`` steps (``course_lib.rl.train._rollout``),
-    compute GAE advantages with the critic (bootstrapping truncated episodes), normalise
-    them over the batch when ``normalize_advantages == "batch"``, and anneal the learning rate
-    to ``lr · (1 − it / iterations)`` when ``anneal_lr``.
-
-    Args:
-      static: the config's structure (``course_lib.rl.train._structure``).
-      num: its numeric fields as float32 scalars (``course_lib.rl.train._numbers``).
-      carry: a ``course_lib.rl.train.Carry`` (learner and environment state).
-      it: the iteration index (int32 scalar).
-
-    Returns:
-      ``(batch, lr, k_update)``: a :class:`course_lib.rl.rollout.Batch` of ``[N]`` rows, the
-      learning rate of this iteration and the key ``ppo_update`` receives in training.
-    """
-    env = make_env(static.env)
-    model = _model(static)
-    key, k_roll = jax.random.split(carry.learner.key)
-    learner = carry.learner._replace(key=key)
-    _, traj, _, _ = _rollout(static, env, model, carry._replace(learner=learner), k_roll)
-    _, k_update = jax.random.split(learner.key)
-    batch = make_batch(static, num, model, learner.params.value, traj)
-    return batch, learning_rate(static, num, it), k_update
-
-
-def run_epochs(
-    params,
-    opt_state,
-    batch: Batch,
-    key: jax.Array,
-    hp: PPOHyper,
-    model: ActorCritic,
-    *,
-    epochs: int,
-    minibatches: int,
-    objective: str = "clip",
-    clip_value: bool = False,
-    minibatch_advantages: bool = False,
-    diagnostic_eps: jax.Array | None = None,
-) -> dict[str, jax.Array]:
-    """Run a PPO update one epoch at a time and measure the policy after every epoch.
-
-    Each epoch is one call of ``course_lib.rl.ppo.ppo_update(..., epochs=1)`` with its own key
-    (``jax.random.split(key, epochs)``), carrying the parameters and Adam's state over. Early
-    stopping works as in a single ``ppo_update`` call: once the k3 estimate on a minibatch has
-    exceeded ``hp.target_kl``, that minibatch step, the rest of the epoch and every later
-    epoch are skipped.
-
-    After epoch e (e = 1 … epochs), on the whole batch:
-
-    * ``kl``: the exact mean KL(π_old‖π_e) from the distributions' parameters;
-    * ``kl_k3``: the k3 estimate mean((r − 1) − log r) from the batch's actions;
-    * ``max_ratio``: the largest r = π_e(a|s) / π_old(a|s);
-    * ``clipfrac``: the fraction of samples with |r − 1| > ε (ε = ``diagnostic_eps``, by
-      default ``hp.eps``);
-    * ``updates_done``: the fraction of epoch e's minibatch steps that were taken.
-
-    ``objective``, ``clip_value`` and ``minibatch_advantages`` mean what they mean for
-    ``ppo_update``. Pure and jittable (``epochs``, ``minibatches``, ``objective`` and the
-    switches static).
-
-    Returns:
-      ``{name: [epochs]}`` for the names in :data:`EPOCH_DIAGNOSTICS`.
-    """
-    check_int_at_least(epochs, 1, "epochs")
-    report_eps = hp.eps if diagnostic_eps is None else diagnostic_eps
-
-    def one_epoch(carry, k):
-        params, opt_state, stopped = carry
-        new_params, new_opt, info = ppo_update(
-            params, opt_state, batch, k, hp, model, epochs=1, minibatches=minibatches,
-            objective=objective, clip_value=clip_value,
-            minibatch_advantages=minibatch_advantages,
-        )
-        keep = lambda old, new: jax.tree.map(lambda o, w: jnp.where(stopped, o, w), old, new)
-        params, opt_state = keep(params, new_params), keep(opt_state, new_opt)
-        done = jnp.where(stopped, 0.0, info["updates_done"])
-        stopped = stopped | (info["updates_done"] < 1.0)
-        diag = policy_diagnostics(model, params[0], batch, report_eps)
-        out = {name: diag[name] for name in EPOCH_DIAGNOSTICS[:-1]}
-        return (params, opt_state, stopped), {**out, "updates_done": done}
-
-    keys = jax.random.split(key, epochs)
-    _, per_epoch = jax.lax.scan(one_epoch, (params, opt_state, jnp.asarray(False)), keys)
-    return per_epoch
-
-
 def _warm_carry(static: TrainConfig, num: dict, seed: jax.Array, warmup: jax.Array) -> Carry:
-    """The training loop's state after ``warmup`` iterations (``course_lib.rl.train._iteration``).
+    """The training loop's state after ``warmup`` iterations (:func:`course_lib.rl.train.iteration`).
 
     ``warmup`` may be traced (the loop is a ``lax.fori_loop``), so one compiled program
     serves every number of warm-up iterations.
     """
-    carry = _init(static, num, seed)
-    body = lambda i, c: _iteration(static, num, c, i)[0]
+    carry = init_carry(static, num, seed)
+    body = lambda i, c: iteration(static, num, c, i)[0]
     return jax.lax.fori_loop(jnp.int32(0), warmup, body, carry)
 
 
@@ -289,7 +186,7 @@ def _study_one(static, epochs, num, target_kl, warmup, seed):
     the same gradient), which lets the three variants share one compiled update:
     ``(ε, no early stop)``, ``(∞, no early stop)``, ``(ε, target_kl)``.
     """
-    model = _model(static)
+    model = model_from_config(static)
     carry = _warm_carry(static, num, seed, warmup)
     batch, lr, k_update = training_batch(static, num, carry, warmup)
     learner = carry.learner
@@ -298,8 +195,7 @@ def _study_one(static, epochs, num, target_kl, warmup, seed):
     stop = jnp.stack([inf, inf, target_kl])
 
     def variant(eps_v, stop_v):
-        hp = PPOHyper(lr, eps_v, num["vf_coef"], num["ent_coef"], num["max_grad_norm"], stop_v,
-                      learner.beta)
+        hp = PPOHyper.from_config(num, lr=lr, eps=eps_v, target_kl=stop_v, beta=learner.beta)
         return run_epochs(learner.params, learner.opt_state, batch, k_update, hp, model,
                           epochs=epochs, minibatches=static.minibatches, objective="clip",
                           clip_value=static.clip_value,
@@ -388,7 +284,7 @@ def epoch_study(
         raise ValueError(f"config.algo must be 'ppo', got {config.algo!r}")
     if config.env not in JAX_ENV_IDS:
         raise ValueError(f"config.env must be a JAX-native env {JAX_ENV_IDS}, got {config.env!r}")
-    static = _prepare(config)
+    static = prepare(config)
     stages = [int(w) for w in np.atleast_1d(np.asarray(warmup_iterations)).tolist()]
     if not stages or any(not 0 <= w < config.iterations for w in stages):
         raise ValueError(
@@ -398,13 +294,13 @@ def epoch_study(
     check_int_at_least(epochs, 1, "epochs")
     if not float(target_kl) > 0:
         raise ValueError(f"target_kl must be > 0, got {target_kl}")
-    seed_list = [_check_seed(s) for s in np.atleast_1d(np.asarray(seeds)).tolist()]
+    seed_list = [check_seed(s) for s in np.atleast_1d(np.asarray(seeds)).tolist()]
     if not seed_list:
         raise ValueError("seeds must hold at least one seed")
     if config.clip_value:
         raise ValueError("config.clip_value must be False (the no-clip variant uses eps = inf)")
     w_grid, s_grid = np.meshgrid(stages, seed_list, indexing="ij")
-    out, before = _study_many(static, epochs, _numbers(config), jnp.float32(target_kl),
+    out, before = _study_many(static, epochs, numbers(config), jnp.float32(target_kl),
                               jnp.asarray(w_grid.ravel(), jnp.int32),
                               jnp.asarray(s_grid.ravel(), jnp.int32))
     shape = (len(stages), len(seed_list))
@@ -461,7 +357,7 @@ class EpsView(NamedTuple):
     Attributes:
       eps: the grid's ε nearest to the one asked for; index: its row.
       env_steps: ``[I]``.
-      returns, kl, max_ratio: :class:`course_lib.lessons.l06_trpo.SeedBand` of the learning
+      returns, kl, max_ratio: :class:`course_lib.lessons.common.SeedBand` of the learning
         curves, the exact KL per update and the largest ratio per update, each ``[I]``.
       final: ``[S]`` mean return of each seed's last 5 iterations.
       mean_kl: the exact KL per update averaged over all updates and seeds.

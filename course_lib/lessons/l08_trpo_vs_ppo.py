@@ -37,19 +37,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib._validate import check_int_at_least
+from course_lib.lessons.common import SeedBand, seed_band
+from course_lib.rl.algos import get_algo, init_opt_state
 from course_lib.rl.config import TrainConfig
-from course_lib.rl.networks import ActorCritic
-from course_lib.rl.ppo import PPOHyper, optimizer, ppo_update
+from course_lib.rl.networks import ActorCritic, Params, model_from_config
+from course_lib.rl.ppo import ppo_update
 from course_lib.rl.rollout import Batch
-from course_lib.rl.train import TrainResult, enable_compilation_cache, env_spec
-from course_lib.rl.trpo import TRPOHyper, fit_value, trpo_policy_step
+from course_lib.rl.train import TrainResult, enable_compilation_cache
+from course_lib.rl.trpo import trpo_policy_step
 
 __all__ = [
     "SEED_TABLE",
     "SOLVE_THRESHOLD",
     "AlgoSummary",
     "CompareView",
-    "SeedBand",
     "compare_view",
     "count_code_lines",
     "evaluate_seeds",
@@ -58,7 +59,6 @@ __all__ = [
     "kl_histogram",
     "measured_rows",
     "median_steps",
-    "seed_band",
     "smooth",
     "solve_rate",
     "steps_to_threshold",
@@ -107,14 +107,6 @@ def kl_bins(anchor: float = 0.01, lo: float = 1e-4, hi: float = 1.0,
 # ------------------------------------------------------------------------------------------
 
 
-class SeedBand(NamedTuple):
-    """Mean and range over seeds of a curve, each ``[I]``."""
-
-    mean: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-
-
 def _seeds_by_iterations(values, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 2:
@@ -122,15 +114,6 @@ def _seeds_by_iterations(values, name: str) -> np.ndarray:
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"{name} must have at least one seed and one iteration, got {arr.shape}")
     return arr
-
-
-def seed_band(values) -> SeedBand:
-    """The band drawn around a learning curve: ``mean_s x[s, i]``, ``min_s``, ``max_s``.
-
-    ``values [S, I]`` (seeds × iterations) → :class:`SeedBand` of ``[I]`` arrays (float64).
-    """
-    arr = _seeds_by_iterations(values, "values")
-    return SeedBand(arr.mean(axis=0), arr.min(axis=0), arr.max(axis=0))
 
 
 def smooth(values, window: int) -> np.ndarray:
@@ -187,11 +170,6 @@ def solve_rate(scores, threshold: float) -> float:
     return float(np.mean(arr >= threshold))
 
 
-def _actor_critic(config: TrainConfig) -> ActorCritic:
-    spec = env_spec(config.env)
-    return ActorCritic(spec.obs_dim, spec.n_actions, spec.discrete, tuple(config.hidden))
-
-
 def evaluate_seeds(result: TrainResult, config: TrainConfig, episodes: int = 10,
                    seed: int = 100) -> np.ndarray:
     """Greedy (discrete) or mean-action (continuous) return of each seed's final policy.
@@ -212,7 +190,7 @@ def evaluate_seeds(result: TrainResult, config: TrainConfig, episodes: int = 10,
         )
     check_int_at_least(episodes, 1, "episodes")
     n = mean_return.shape[0]
-    model = _actor_critic(config)
+    model = model_from_config(config)
     policy = jnp.asarray(result.params.policy)
     if policy.shape[0] != n:
         raise ValueError(f"result.params.policy must have {n} seeds, got shape {policy.shape}")
@@ -262,35 +240,17 @@ def _synthetic(model: ActorCritic, key: jax.Array, size: int):
 
 def _update_program(config: TrainConfig, model: ActorCritic) -> Callable:
     """``update(policy, value, batch, key) -> (policy, value)``: the update ``train`` runs for
-    ``config`` (policy and critic), jitted, hyper-parameters from ``config``."""
-    if config.algo == "ppo":
-        hp = PPOHyper(*(jnp.float32(getattr(config, f)) for f in (
-            "lr", "eps", "vf_coef", "ent_coef", "max_grad_norm", "target_kl", "beta")))
+    ``config`` (policy and critic, :func:`course_lib.rl.algos.get_algo`), jitted, with a fresh
+    Adam state and the hyper-parameters of ``config``."""
+    algo = get_algo(config.algo)
 
-        def update(pi, v, batch, key):
-            opt_state = optimizer(hp.max_grad_norm).init((pi, v))
-            params, _, _ = ppo_update(
-                (pi, v), opt_state, batch, key, hp, model, epochs=config.epochs,
-                minibatches=config.minibatches, objective="clip" if config.clip else "none",
-                clip_value=config.clip_value,
-                minibatch_advantages=config.normalize_advantages == "minibatch",
-            )
-            return params
-    elif config.algo in ("trpo", "npg"):
-        hp = TRPOHyper(*(jnp.float32(getattr(config, f)) for f in (
-            "delta", "cg_damping", "backtrack_ratio", "lr", "max_grad_norm")))
+    def update(pi, v, batch, key):
+        params = Params(pi, v)
+        opt_state = init_opt_state(config.algo, params, config.max_grad_norm)
+        new, _, _ = algo.update(config, config, params, opt_state, batch, key, model,
+                                config.lr, config.beta)
+        return new.policy, new.value
 
-        def update(pi, v, batch, key):
-            new_pi, _ = trpo_policy_step(
-                pi, batch, hp, model, cg_iters=config.cg_iters,
-                max_backtracks=config.max_backtracks, line_search=config.algo == "trpo",
-                fisher_subsample=config.fisher_subsample,
-            )
-            new_v, _ = fit_value(v, optimizer(hp.max_grad_norm).init(v), batch, key, hp, model,
-                                 epochs=config.epochs, minibatches=config.minibatches)
-            return new_pi, new_v
-    else:
-        raise ValueError(f"config.algo must be 'ppo', 'trpo' or 'npg', got {config.algo!r}")
     return jax.jit(update)
 
 
@@ -309,7 +269,7 @@ def time_per_update(config: TrainConfig, repeats: int = 10, seed: int = 0) -> fl
     config.validate()
     check_int_at_least(repeats, 1, "repeats")
     enable_compilation_cache()
-    model = _actor_critic(config)
+    model = model_from_config(config)
     pi, v, batch = _synthetic(model, jax.random.key(seed), config.batch_size)
     update = _update_program(config, model)
     key = jax.random.key(seed + 2)
@@ -462,8 +422,6 @@ def update_code_lines(algo: str) -> dict[str, int]:
     The surrogate objectives themselves (``course_lib.core.surrogate``) are shared and not counted.
     Returns ``{function name: lines}`` in call order.
     """
-    from course_lib.rl.ppo import ppo_update
-    from course_lib.rl.trpo import trpo_policy_step
 
     if algo == "trpo":
         fns = update_functions(trpo_policy_step, ("course_lib.rl.trpo", "course_lib.core.solvers",

@@ -5,7 +5,7 @@
    a too-large step did. :func:`epoch_study` runs PPO's own update
    (:func:`course_lib.rl.ppo.ppo_update`) one epoch at a time on a fixed batch, with and without
    the clip, and records the exact KL(π_old‖π) and the largest ratio after every epoch.
-   :func:`worst_drop` and :func:`final_returns` summarise training runs.
+   :func:`worst_drop` and :func:`course_lib.lessons.common.final_return` summarise training runs.
 2. **No KL monitoring.** :func:`epochs_until_stop` is the early-stopping rule of Spinning Up
    and Stable-Baselines3 applied to a per-epoch KL trace.
 3. **Advantage scale against δ.** :func:`advantage_scale_study` multiplies the advantages
@@ -45,13 +45,13 @@ from course_lib._validate import (
     check_positive,
     check_rank,
 )
-from course_lib.lessons.l01_cliff import collect_batch, rollout_return
-from course_lib.rl.envs import JaxEnv
-from course_lib.rl.networks import ActorCritic
-from course_lib.rl.ppo import PPOHyper, optimizer, ppo_update
-from course_lib.rl.rollout import Batch, policy_diagnostics
 from course_lib.core.surrogate import clipped_surrogate, kl_penalty_objective, surrogate
-from course_lib.rl.train import Params
+from course_lib.rl.config import TrainConfig
+from course_lib.rl.envs import JaxEnv
+from course_lib.rl.evaluate import episode_returns
+from course_lib.rl.networks import ActorCritic, Params, model_from_config
+from course_lib.rl.ppo import PPOHyper, optimizer, run_epochs
+from course_lib.rl.rollout import Batch, check_rollout_args, collect_batch, policy_diagnostics
 from course_lib.rl.trpo import TRPOHyper, batch_kl, trpo_policy_step
 
 __all__ = [
@@ -67,7 +67,6 @@ __all__ = [
     "epoch_study",
     "epoch_view",
     "epochs_until_stop",
-    "final_returns",
     "guarantee_check",
     "monotonic_bound",
     "source_lines",
@@ -108,15 +107,6 @@ def _gain(model: ActorCritic, policy_params: jax.Array, batch: Batch,
 # ------------------------------------------------------------------------------------------
 # 1-2. Training-run summaries and the early-stopping rule
 # ------------------------------------------------------------------------------------------
-
-
-def final_returns(mean_return, last: int = 3) -> np.ndarray:
-    """Mean return of the last ``last`` iterations of each run: ``[..., I] → [...]``."""
-    r = np.asarray(mean_return, dtype=np.float64)
-    check_int_at_least(last, 1, "last")
-    if r.ndim < 1 or r.shape[-1] < last:
-        raise ValueError(f"mean_return must have at least last={last} iterations, got {r.shape}")
-    return r[..., -last:].mean(axis=-1)
 
 
 def worst_drop(mean_return) -> np.ndarray:
@@ -189,21 +179,14 @@ class EpochStudy(NamedTuple):
 @partial(jax.jit, static_argnames=("model", "max_epochs", "minibatches"))
 def _epoch_traces(model, params, batch, key, hp, max_epochs, minibatches):
     params = (params.policy, params.value)
-    keys = jax.random.split(key, max_epochs)
     start = policy_diagnostics(model, params[0], batch, hp.eps)
 
     def trace(objective):
-        def one_epoch(carry, k):
-            p, opt_state = carry
-            p, opt_state, _ = ppo_update(p, opt_state, batch, k, hp, model, epochs=1,
-                                         minibatches=minibatches, objective=objective)
-            d = policy_diagnostics(model, p[0], batch, hp.eps)
-            return (p, opt_state), (d["kl"], d["max_ratio"], d["clipfrac"])
-
         opt_state = optimizer(hp.max_grad_norm).init(params)
-        _, out = jax.lax.scan(one_epoch, (params, opt_state), keys)
-        first = (start["kl"], start["max_ratio"], start["clipfrac"])
-        return tuple(jnp.concatenate([f[None], o]) for f, o in zip(first, out))
+        out = run_epochs(params, opt_state, batch, key, hp, model, epochs=max_epochs,
+                         minibatches=minibatches, objective=objective)
+        return tuple(jnp.concatenate([start[name][None], out[name]])
+                     for name in ("kl", "max_ratio", "clipfrac"))
 
     rows = [trace(objective) for objective in OBJECTIVES]
     return tuple(jnp.stack(cols) for cols in zip(*rows))
@@ -222,7 +205,8 @@ def epoch_study(
 ) -> EpochStudy:
     """Run PPO's update one epoch at a time on a fixed batch and measure after each epoch.
 
-    Each epoch is ``course_lib.rl.ppo.ppo_update(..., epochs=1)``: a shuffle of the batch into
+    Each epoch is ``course_lib.rl.ppo.ppo_update(..., epochs=1)``
+    (:func:`course_lib.rl.ppo.run_epochs`, which lesson 07's study runs too): a shuffle of the batch into
     ``minibatches`` minibatches and one Adam step on each (fresh Adam state at θ_old,
     carried over the epochs). Row 0 maximises L^CLIP = E[min(r·A, clip(r, 1−ε, 1+ε)·A)]
     (PPO paper eq. 7); row 1 the plain surrogate E[r·A], with the same minibatches in the
@@ -233,7 +217,7 @@ def epoch_study(
 
     Args:
       model: the :class:`ActorCritic` of ``params``.
-      params: :class:`course_lib.rl.train.Params` θ_old (the policy that collected ``batch``).
+      params: :class:`course_lib.rl.networks.Params` θ_old (the policy that collected ``batch``).
       batch: a :class:`Batch` collected by ``params.policy``.
       key: the key of the minibatch shuffles.
       max_epochs: int ≥ 1. lr, max_grad_norm: > 0. eps: ≥ 0.
@@ -253,8 +237,8 @@ def epoch_study(
     check_positive(lr, "lr")
     check_non_negative(eps, "eps")
     check_positive(max_grad_norm, "max_grad_norm")
-    f = jnp.float32
-    hp = PPOHyper(f(lr), f(eps), f(0.5), f(0.0), f(max_grad_norm), f(jnp.inf), f(0.0))
+    hp = PPOHyper.from_config(TrainConfig(), lr=lr, eps=eps, max_grad_norm=max_grad_norm,
+                              target_kl=jnp.inf, beta=0.0)
     kl, max_ratio, clipfrac = _epoch_traces(model, params, batch, key, hp, max_epochs,
                                             minibatches)
     return EpochStudy(np.arange(max_epochs + 1), np.asarray(kl), np.asarray(max_ratio),
@@ -306,7 +290,7 @@ def default_epoch_study(max_epochs: int = 30, seed: int = 0) -> EpochStudy:
     from course_lib.rl.envs import make_env
 
     env = make_env("CartPole-v1")
-    model = ActorCritic(env.obs_dim, env.n_actions, env.discrete, (64, 64))
+    model = model_from_config(TrainConfig())
     k_init, k_batch, k_study = jax.random.split(jax.random.key(seed), 3)
     params = Params(*model.init(k_init))
     batch = collect_batch(params, model, env, k_batch, num_envs=8, num_steps=128)
@@ -458,7 +442,7 @@ def advantage_scale_study(
     check_int_at_least(penalty_steps, 1, "penalty_steps")
     check_non_negative(cg_damping, "cg_damping")
     f = jnp.float32
-    hp = TRPOHyper(f(delta), f(cg_damping), f(0.8), f(0.0), f(0.5))
+    hp = TRPOHyper.from_config(TrainConfig(), delta=delta, cg_damping=cg_damping, lr=0.0)
     rows, lr, ref_step = _scale_study(model, policy_params, batch, jnp.asarray(scales_arr),
                             jnp.asarray(shifts_arr), hp, f(beta), f(penalty_lr), penalty_steps)
     kl, cos, acc, imp, gain, gkl, pkl, pgain = (np.asarray(x) for x in rows)
@@ -629,13 +613,13 @@ def _guarantee(model, env, params, keys, eval_key, hp, episodes, num_envs, num_s
         per_state = model.kl(batch.dist_old, model.policy(new, batch.obs))
         raw = batch.returns - batch.values_old
         centred = raw - jnp.mean(raw)
-        after = rollout_return(new, model, env, eval_key, episodes)
+        after = episode_returns(new, model, env, eval_key, episodes)
         return (after, jnp.mean(per_state), jnp.max(per_state), diag["accepted"],
                 _gain(model, new, batch, batch.advantages),
                 _gain(model, new, held, held.advantages),
                 _gain(model, new, batch, centred), jnp.max(jnp.abs(centred)))
 
-    before = rollout_return(theta, model, env, eval_key, episodes)
+    before = episode_returns(theta, model, env, eval_key, episodes)
     after, *rest = jax.vmap(one)(keys)
     diff = after - before[None, :]
     se = jnp.std(diff, axis=1, ddof=1) / jnp.sqrt(episodes)
@@ -658,15 +642,15 @@ def guarantee_check(
     """Take ``n_updates`` independent TRPO steps from θ_old and measure what each did.
 
     For each of K keys: collect a fresh batch of ``num_envs · num_steps`` steps with θ_old
-    (:func:`course_lib.lessons.l01_cliff.collect_batch`: GAE, normalised advantages), take one library
+    (:func:`course_lib.rl.rollout.collect_batch`: GAE, normalised advantages), take one library
     TRPO step (:func:`course_lib.rl.trpo.trpo_policy_step`: CG, δ-scaling, line search that
     demands KL ≤ δ and a surrogate improvement), then play ``episodes`` episodes with
     θ_old and with θ_new from the same start states and random numbers (common random
-    numbers, :func:`course_lib.lessons.l01_cliff.rollout_return`), so the difference of the two means
+    numbers, :func:`course_lib.rl.evaluate.episode_returns`), so the difference of the two means
     is the step's doing plus a paired noise whose standard error is reported.
 
     Args:
-      params: :class:`course_lib.rl.train.Params` θ_old (policy and the critic for GAE).
+      params: :class:`course_lib.rl.networks.Params` θ_old (policy and the critic for GAE).
       model, env: the categorical :class:`ActorCritic` and its JAX environment.
       key: splits into the K batch keys and the evaluation key.
       n_updates, episodes, num_envs, num_steps: ints ≥ 1 (episodes ≥ 2).
@@ -675,19 +659,12 @@ def guarantee_check(
     Returns:
       a :class:`GuaranteeCheck`.
     """
-    _check_params(params)
-    _check_model(model)
+    check_rollout_args(params, model, env, num_envs, num_steps, gamma, lam)
     check_int_at_least(n_updates, 1, "n_updates")
     check_int_at_least(episodes, 2, "episodes")
-    check_int_at_least(num_envs, 1, "num_envs")
-    check_int_at_least(num_steps, 1, "num_steps")
     check_positive(delta, "delta")
-    for value, name in ((gamma, "gamma"), (lam, "lam")):
-        if not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {value}")
     k_batches, k_eval = jax.random.split(key)
-    f = jnp.float32
-    hp = TRPOHyper(f(delta), f(0.1), f(0.8), f(0.0), f(0.5))
+    hp = TRPOHyper.from_config(TrainConfig(), delta=delta, lr=0.0)
     out = _guarantee(model, env, params, jax.random.split(k_batches, n_updates), k_eval, hp,
                      episodes, num_envs, num_steps, float(gamma), float(lam))
     before, after, se, kl, max_kl, acc, gain, held, raw, amax = (np.asarray(x) for x in out)

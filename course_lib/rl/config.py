@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+import jax.numpy as jnp
 
 ALGOS = ("ppo", "ppo_penalty", "trpo", "npg")
 ADVANTAGE_NORMALISATION = ("batch", "minibatch", "none")
@@ -186,3 +189,26 @@ def check_numeric(name: str, value) -> None:
         raise ValueError(f"backtrack_ratio must lie in (0, 1), got {value}")
     if name not in _POSITIVE | _UNIT and not (arr >= 0).all():
         raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def hyper_fields(names, config, overrides) -> dict:
+    """``{name: float32}`` for each of ``names``: from ``overrides``, else from ``config``
+    (a TrainConfig's attribute or a mapping's item). Raises naming an unknown override."""
+    unknown = set(overrides) - set(names)
+    if unknown:
+        raise TypeError(f"unknown hyper-parameter(s) {sorted(unknown)}; known: {list(names)}")
+
+    def read(name):
+        if name in overrides:
+            return overrides[name]
+        return config[name] if isinstance(config, Mapping) else getattr(config, name)
+
+    return {name: jnp.asarray(read(name), jnp.float32) for name in names}
+
+
+def hyper_from_config(cls, config, **overrides):
+    """``cls.from_config(config, **overrides)`` of the update's hyper-parameter tuples
+    (:class:`course_lib.rl.ppo.PPOHyper`, :class:`course_lib.rl.trpo.TRPOHyper`): each field
+    read by name from ``config`` (a :class:`TrainConfig` or a mapping of its numeric fields,
+    as the training loop traces them), with ``overrides`` by name on top; float32 scalars."""
+    return cls(**hyper_fields(cls._fields, config, overrides))

@@ -23,6 +23,7 @@ thousands of transitions against gymnasium itself.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -341,6 +342,48 @@ def step_autoreset(
     state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, next_state)
     obs = jnp.where(done, reset_obs, final_obs)
     return state, obs, reward, terminated, truncated, final_obs
+
+
+class EnvSpec(NamedTuple):
+    """What the networks need to know of an environment."""
+
+    obs_dim: int
+    n_actions: int
+    discrete: bool
+    action_low: float
+    action_high: float
+
+
+@functools.cache
+def env_spec(env_id: str) -> EnvSpec:
+    """Observation size and action space of ``env_id``: a JAX-native env, else gymnasium's.
+
+    Raises ``ValueError`` naming ``env`` for an unknown id or an action space other than
+    ``Discrete`` or a 1-D ``Box``.
+    """
+    if env_id in JAX_ENV_IDS:
+        e = make_env(env_id)
+        return EnvSpec(e.obs_dim, e.n_actions, e.discrete, e.action_low, e.action_high)
+    import gymnasium
+
+    try:
+        env = gymnasium.make(env_id)
+    except gymnasium.error.Error as err:
+        raise ValueError(f"env {env_id!r} is not a gymnasium environment id ({err})") from None
+    try:
+        obs_space, act_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    if not isinstance(obs_space, gymnasium.spaces.Box) or len(obs_space.shape) != 1:
+        raise ValueError(f"env {env_id!r}: observations must be a 1-D Box, got {obs_space}")
+    if isinstance(act_space, gymnasium.spaces.Discrete):
+        return EnvSpec(obs_space.shape[0], int(act_space.n), True, 0.0, float(act_space.n - 1))
+    if isinstance(act_space, gymnasium.spaces.Box) and len(act_space.shape) == 1:
+        return EnvSpec(obs_space.shape[0], act_space.shape[0], False,
+                       float(act_space.low.min()), float(act_space.high.max()))
+    raise ValueError(
+        f"env {env_id!r}: the action space must be Discrete or a 1-D Box, got {act_space}"
+    )
 
 
 # --------------------------------------------------------------------------------------

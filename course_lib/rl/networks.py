@@ -26,8 +26,9 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from course_lib.core import distributions as D
 from course_lib._validate import check_rank
+from course_lib.core import distributions as D
+from course_lib.rl.envs import env_spec
 
 
 class MLP(nn.Module):
@@ -152,3 +153,17 @@ class ActorCritic:
         if self.discrete:
             return jnp.argmax(dist.logits, axis=-1).astype(jnp.int32)
         return dist.logits
+
+
+class Params(NamedTuple):
+    """Flat policy parameters ``[P]`` and value parameters ``[V]``."""
+
+    policy: jax.Array
+    value: jax.Array
+
+
+def model_from_config(config) -> ActorCritic:
+    """The :class:`ActorCritic` a :class:`course_lib.rl.config.TrainConfig` trains: sized by
+    ``config.env`` (:func:`course_lib.rl.envs.env_spec`), hidden layers ``config.hidden``."""
+    spec = env_spec(config.env)
+    return ActorCritic(spec.obs_dim, spec.n_actions, spec.discrete, tuple(config.hidden))

@@ -21,9 +21,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from course_lib.rl.networks import ActorCritic
-from course_lib.rl.rollout import Batch, minibatch_indices, normalise, take
+from course_lib._validate import check_int_at_least
 from course_lib.core.surrogate import clipped_surrogate, kl_estimate, surrogate
+from course_lib.rl.config import hyper_from_config
+from course_lib.rl.networks import ActorCritic
+from course_lib.rl.rollout import Batch, minibatch_indices, normalise, policy_diagnostics, take
+
+OBJECTIVES = ("clip", "none", "penalty")
 
 
 class PPOHyper(NamedTuple):
@@ -36,6 +40,8 @@ class PPOHyper(NamedTuple):
     max_grad_norm: jax.Array
     target_kl: jax.Array
     beta: jax.Array
+
+    from_config = classmethod(hyper_from_config)
 
 
 def optimizer(max_grad_norm: jax.Array) -> optax.GradientTransformation:
@@ -57,6 +63,8 @@ def ppo_loss(
     """
     pi_params, v_params = params
     dist = model.policy(pi_params, mb.obs)
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     logp = model.log_prob(dist, mb.actions)
     if objective == "clip":
         pg = clipped_surrogate(logp, mb.logp_old, mb.advantages, hp.eps)
@@ -118,3 +126,63 @@ def adapt_beta(beta: jax.Array, kl: jax.Array, target: jax.Array) -> jax.Array:
     """PPO-penalty's adaptive β (PPO paper §4): halve it when KL < d_targ/1.5, double it when
     KL > 1.5·d_targ, else keep it."""
     return jnp.where(kl < target / 1.5, beta / 2.0, jnp.where(kl > target * 1.5, beta * 2.0, beta))
+
+
+EPOCH_DIAGNOSTICS = ("kl", "kl_k3", "max_ratio", "clipfrac", "updates_done")
+"""What :func:`run_epochs` records after each epoch."""
+
+
+def run_epochs(
+    params,
+    opt_state,
+    batch: Batch,
+    key: jax.Array,
+    hp: PPOHyper,
+    model: ActorCritic,
+    *,
+    epochs: int,
+    diagnostic_eps: jax.Array | None = None,
+    **update_options,
+) -> dict[str, jax.Array]:
+    """Run a PPO update one epoch at a time and measure the policy after every epoch.
+
+    Each epoch is one call of ``course_lib.rl.ppo.ppo_update(..., epochs=1)`` with its own key
+    (``jax.random.split(key, epochs)``), carrying the parameters and Adam's state over. Early
+    stopping works as in a single ``ppo_update`` call: once the k3 estimate on a minibatch has
+    exceeded ``hp.target_kl``, that minibatch step, the rest of the epoch and every later
+    epoch are skipped.
+
+    After epoch e (e = 1 … epochs), on the whole batch:
+
+    * ``kl``: the exact mean KL(π_old‖π_e) from the distributions' parameters;
+    * ``kl_k3``: the k3 estimate mean((r − 1) − log r) from the batch's actions;
+    * ``max_ratio``: the largest r = π_e(a|s) / π_old(a|s);
+    * ``clipfrac``: the fraction of samples with |r − 1| > ε (ε = ``diagnostic_eps``, by
+      default ``hp.eps``);
+    * ``updates_done``: the fraction of epoch e's minibatch steps that were taken.
+
+    ``update_options`` are :func:`ppo_update`'s keywords (``minibatches``, ``objective``,
+    ``clip_value``, ``minibatch_advantages``), passed on to it. Pure and jittable (``epochs``
+    and the options static).
+
+    Returns:
+      ``{name: [epochs]}`` for the names in :data:`EPOCH_DIAGNOSTICS`.
+    """
+    check_int_at_least(epochs, 1, "epochs")
+    report_eps = hp.eps if diagnostic_eps is None else diagnostic_eps
+
+    def one_epoch(carry, k):
+        params, opt_state, stopped = carry
+        new_params, new_opt, info = ppo_update(params, opt_state, batch, k, hp, model, epochs=1,
+                                               **update_options)
+        keep = lambda old, new: jax.tree.map(lambda o, w: jnp.where(stopped, o, w), old, new)
+        params, opt_state = keep(params, new_params), keep(opt_state, new_opt)
+        done = jnp.where(stopped, 0.0, info["updates_done"])
+        stopped = stopped | (info["updates_done"] < 1.0)
+        diag = policy_diagnostics(model, params[0], batch, report_eps)
+        out = {name: diag[name] for name in EPOCH_DIAGNOSTICS[:-1]}
+        return (params, opt_state, stopped), {**out, "updates_done": done}
+
+    keys = jax.random.split(key, epochs)
+    _, per_epoch = jax.lax.scan(one_epoch, (params, opt_state, jnp.asarray(False)), keys)
+    return per_epoch

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import itertools
 import os
 from pathlib import Path
@@ -25,13 +24,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib.core.advantages import gae_from_next_values
+from course_lib._validate import check_seed
+from course_lib.rl.algos import get_algo, init_opt_state
 from course_lib.rl.config import TrainConfig, check_numeric
-from course_lib.rl.envs import JAX_ENV_IDS, JaxEnv, make_env
-from course_lib.rl.networks import ActorCritic
-from course_lib.rl.ppo import PPOHyper, adapt_beta, optimizer, ppo_update
-from course_lib.rl.rollout import Batch, explained_variance, normalise, policy_diagnostics
-from course_lib.rl.trpo import TRPOHyper, fit_value, trpo_policy_step
+from course_lib.rl.envs import JAX_ENV_IDS, env_spec, make_env
+from course_lib.rl.networks import ActorCritic, Params, model_from_config
+from course_lib.rl.rollout import (
+    Batch,
+    Trajectory,
+    explained_variance,
+    policy_diagnostics,
+    reset_envs,
+    run_envs,
+    trajectory_batch,
+)
 
 PROGRESS_STEPS = 300_000
 """Runs of more environment steps than this (all seeds together) show a progress bar."""
@@ -70,13 +76,6 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
 # ------------------------------------------------------------------------------------------
 
 
-class Params(NamedTuple):
-    """Flat policy parameters ``[P]`` and value parameters ``[V]``."""
-
-    policy: jax.Array
-    value: jax.Array
-
-
 class TrainResult(NamedTuple):
     """What :func:`train` returns (``train_many`` adds leading sweep/seed axes to each array).
 
@@ -109,55 +108,8 @@ def _structure(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, **{f: 0.0 for f in TrainConfig.numeric_fields()})
 
 
-def _numbers(config: TrainConfig) -> dict[str, jax.Array]:
+def numbers(config: TrainConfig) -> dict[str, jax.Array]:
     return {f: jnp.float32(getattr(config, f)) for f in TrainConfig.numeric_fields()}
-
-
-class EnvSpec(NamedTuple):
-    """What the networks need to know of an environment."""
-
-    obs_dim: int
-    n_actions: int
-    discrete: bool
-    action_low: float
-    action_high: float
-
-
-@functools.cache
-def env_spec(env_id: str) -> EnvSpec:
-    """Observation size and action space of ``env_id``: a JAX-native env, else gymnasium's.
-
-    Raises ``ValueError`` naming ``env`` for an unknown id or an action space other than
-    ``Discrete`` or a 1-D ``Box``.
-    """
-    if env_id in JAX_ENV_IDS:
-        e = make_env(env_id)
-        return EnvSpec(e.obs_dim, e.n_actions, e.discrete, e.action_low, e.action_high)
-    import gymnasium
-
-    try:
-        env = gymnasium.make(env_id)
-    except gymnasium.error.Error as err:
-        raise ValueError(f"env {env_id!r} is not a gymnasium environment id ({err})") from None
-    try:
-        obs_space, act_space = env.observation_space, env.action_space
-    finally:
-        env.close()
-    if not isinstance(obs_space, gymnasium.spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(f"env {env_id!r}: observations must be a 1-D Box, got {obs_space}")
-    if isinstance(act_space, gymnasium.spaces.Discrete):
-        return EnvSpec(obs_space.shape[0], int(act_space.n), True, 0.0, float(act_space.n - 1))
-    if isinstance(act_space, gymnasium.spaces.Box) and len(act_space.shape) == 1:
-        return EnvSpec(obs_space.shape[0], act_space.shape[0], False,
-                       float(act_space.low.min()), float(act_space.high.max()))
-    raise ValueError(
-        f"env {env_id!r}: the action space must be Discrete or a 1-D Box, got {act_space}"
-    )
-
-
-def _model(config: TrainConfig) -> ActorCritic:
-    spec = env_spec(config.env)
-    return ActorCritic(spec.obs_dim, spec.n_actions, spec.discrete, tuple(config.hidden))
 
 
 # ------------------------------------------------------------------------------------------
@@ -184,108 +136,19 @@ class Carry(NamedTuple):
     ep_return: jax.Array
 
 
-class Trajectory(NamedTuple):
-    """``num_steps × num_envs`` transitions (leaves ``[T, N, ...]``); ``final_obs`` is the real
-    next observation (before any reset), ``done`` = terminated or truncated."""
-
-    obs: jax.Array
-    actions: jax.Array
-    logp: jax.Array
-    dist: Any
-    rewards: jax.Array
-    terminated: jax.Array
-    done: jax.Array
-    final_obs: jax.Array
-
-
 def _init_learner(static: TrainConfig, num: dict, seed: jax.Array) -> Learner:
-    model = _model(static)
+    model = model_from_config(static)
     key, k_init = jax.random.split(jax.random.key(seed))
     params = Params(*model.init(k_init))
-    opt_target = params if static.algo in ("ppo", "ppo_penalty") else params.value
-    opt_state = optimizer(num["max_grad_norm"]).init(opt_target)
+    opt_state = init_opt_state(static.algo, params, num["max_grad_norm"])
     return Learner(params, opt_state, key, num["beta"], jnp.zeros(()))
 
 
-def _init(static: TrainConfig, num: dict, seed: jax.Array) -> Carry:
-    env = make_env(static.env)
+def init_carry(static: TrainConfig, num: dict, seed: jax.Array) -> Carry:
     learner = _init_learner(static, num, seed)
     key, k_env = jax.random.split(learner.key)
-    env_state, obs = jax.vmap(env.reset)(jax.random.split(k_env, static.num_envs))
-    return Carry(learner._replace(key=key), env_state, obs, jnp.zeros(static.num_envs))
-
-
-def _where_done(done: jax.Array, a, b):
-    """Per environment: ``a`` where ``done [N]`` else ``b`` (leaves ``[N, ...]``)."""
-    return jax.tree.map(
-        lambda x, y: jnp.where(done.reshape(done.shape + (1,) * (x.ndim - 1)), x, y), a, b
-    )
-
-
-def _rollout(static: TrainConfig, env: JaxEnv, model: ActorCritic, carry: Carry, key):
-    """``num_steps`` steps of ``num_envs`` JAX envs, restarting episodes as they end.
-
-    All random numbers of the iteration (action noise, the states new episodes start
-    from) are drawn before the loop, in one batch. Returns the new env part of the carry,
-    the trajectory, and the sum and count of the returns of episodes that ended.
-    """
-    k_noise, k_reset = jax.random.split(key)
-    t, n = static.num_steps, static.num_envs
-    if env.discrete:
-        noise = jax.random.gumbel(k_noise, (t, n, env.n_actions))
-    else:
-        noise = jax.random.normal(k_noise, (t, n, env.n_actions))
-    resets = jax.vmap(jax.vmap(env.reset))(jax.random.split(k_reset, (t, n)))
-    policy_params = carry.learner.params.policy
-
-    def step(c, xs):
-        env_state, obs, ep_return, ret_sum, ep_count = c
-        eps_t, (reset_state, reset_obs) = xs
-        dist = model.policy(policy_params, obs)
-        if env.discrete:  # Gumbel-max: argmax(logits + Gumbel noise) ~ Categorical(logits)
-            action = jnp.argmax(dist.logits + eps_t, axis=-1).astype(jnp.int32)
-        else:
-            action = dist.logits + jnp.exp(dist.log_std) * eps_t
-        logp = model.log_prob(dist, action)
-        next_state, final_obs, reward, term, trunc = jax.vmap(env.step)(env_state, action)
-        done = term | trunc
-        env_state = _where_done(done, reset_state, next_state)
-        next_obs = _where_done(done, reset_obs, final_obs)
-        ep_return = ep_return + reward
-        ret_sum = ret_sum + jnp.sum(jnp.where(done, ep_return, 0.0))
-        ep_count = ep_count + jnp.sum(done)
-        ep_return = jnp.where(done, 0.0, ep_return)
-        out = Trajectory(obs, action, logp, dist, reward, term, done, final_obs)
-        return (env_state, next_obs, ep_return, ret_sum, ep_count), out
-
-    init = (carry.env_state, carry.obs, carry.ep_return, jnp.zeros(()), jnp.zeros((), jnp.int32))
-    (env_state, obs, ep_return, ret_sum, ep_count), traj = jax.lax.scan(step, init, (noise, resets))
-    return (env_state, obs, ep_return), traj, ret_sum, ep_count
-
-
-def make_batch(
-    static: TrainConfig, num: dict, model: ActorCritic, value_params: jax.Array,
-    traj: Trajectory,
-) -> Batch:
-    """Flatten a ``[T, N]`` trajectory into a :class:`Batch` with GAE advantages (bootstrapped
-    with V(final observation) where an episode was truncated), normalised per batch when the
-    config says so."""
-    t, n = traj.rewards.shape
-
-    def flat(x):
-        return x.reshape((t * n,) + x.shape[2:])
-
-    values = model.value(value_params, flat(traj.obs)).reshape(t, n)
-    next_values = model.value(value_params, flat(traj.final_obs)).reshape(t, n)
-    adv, returns = gae_from_next_values(
-        traj.rewards, values, next_values, traj.terminated.astype(jnp.float32),
-        traj.done.astype(jnp.float32), num["gamma"], num["gae_lambda"],
-    )
-    return Batch(
-        flat(traj.obs), flat(traj.actions), flat(traj.logp), jax.tree.map(flat, traj.dist),
-        flat(values), normalise(flat(adv), static.normalize_advantages == "batch"),
-        flat(returns),
-    )
+    env_part = reset_envs(make_env(static.env), k_env, static.num_envs)
+    return Carry(learner._replace(key=key), *env_part)
 
 
 def learning_rate(static: TrainConfig, num: dict, it: jax.Array) -> jax.Array:
@@ -299,39 +162,16 @@ def _learn(
     ret_sum: jax.Array, ep_count: jax.Array, it: jax.Array,
 ):
     """GAE, the algorithm's update and the diagnostics of one iteration."""
-    model = _model(static)
+    model = model_from_config(static)
     key, k_update = jax.random.split(learner.key)
-    v_params = learner.params.value
-    batch = make_batch(static, num, model, v_params, traj)
+    batch = _batch(static, num, model, learner, traj)
     lr = learning_rate(static, num, it)
     beta = learner.beta
-    if static.algo in ("ppo", "ppo_penalty"):
-        penalty = static.algo == "ppo_penalty"
-        hp = PPOHyper(lr, num["eps"], num["vf_coef"], num["ent_coef"], num["max_grad_norm"],
-                      jnp.inf if penalty else num["target_kl"], beta)
-        objective = "penalty" if penalty else ("clip" if static.clip else "none")
-        params, opt_state, diag = ppo_update(
-            learner.params, learner.opt_state, batch, k_update, hp, model,
-            epochs=static.epochs, minibatches=static.minibatches, objective=objective,
-            clip_value=static.clip_value,
-            minibatch_advantages=static.normalize_advantages == "minibatch",
-        )
-    else:
-        hp = TRPOHyper(num["delta"], num["cg_damping"], num["backtrack_ratio"], lr,
-                       num["max_grad_norm"])
-        new_pi, diag = trpo_policy_step(
-            learner.params.policy, batch, hp, model, cg_iters=static.cg_iters,
-            max_backtracks=static.max_backtracks, line_search=static.algo == "trpo",
-            fisher_subsample=static.fisher_subsample,
-        )
-        new_v, opt_state = fit_value(
-            v_params, learner.opt_state, batch, k_update, hp, model,
-            epochs=static.epochs, minibatches=static.minibatches,
-        )
-        params = Params(new_pi, new_v)
+    algo = get_algo(static.algo)
+    params, opt_state, diag = algo.update(static, num, learner.params, learner.opt_state, batch,
+                                          k_update, model, lr, beta)
     pdiag = policy_diagnostics(model, params.policy, batch, num["eps"])
-    if static.algo == "ppo_penalty":
-        beta = adapt_beta(beta, pdiag["kl"], num["target_kl"])
+    beta = algo.next_beta(beta, pdiag["kl"], num)
     mean_return = jnp.where(
         ep_count > 0, ret_sum / jnp.maximum(ep_count, 1), learner.last_mean_return
     )
@@ -345,22 +185,63 @@ def _learn(
     return Learner(params, opt_state, key, beta, mean_return), (mean_return, diag)
 
 
-def _iteration(static: TrainConfig, num: dict, carry: Carry, it: jax.Array):
-    env = make_env(static.env)
+def _roll(static: TrainConfig, carry: Carry):
+    """Split the learner's key and run the envs for one iteration (:func:`run_envs`)."""
     key, k_roll = jax.random.split(carry.learner.key)
-    carry = carry._replace(learner=carry.learner._replace(key=key))
-    env_part, traj, ret_sum, ep_count = _rollout(static, env, _model(static), carry, k_roll)
-    learner, out = _learn(static, num, carry.learner, traj, ret_sum, ep_count, it)
+    learner = carry.learner._replace(key=key)
+    env_part = (carry.env_state, carry.obs, carry.ep_return)
+    return learner, run_envs(make_env(static.env), model_from_config(static),
+                             learner.params.policy, env_part, k_roll, static.num_steps)
+
+
+def _batch(static: TrainConfig, num: dict, model: ActorCritic, learner: Learner, traj) -> Batch:
+    return trajectory_batch(model, learner.params.value, traj, num["gamma"], num["gae_lambda"],
+                            static.normalize_advantages == "batch")
+
+
+def iteration(static: TrainConfig, num: dict, carry: Carry, it: jax.Array):
+    """One iteration of training: roll out, GAE, the algorithm's update, diagnostics.
+
+    ``static``/``num`` from :func:`prepare`/:func:`numbers`; ``carry`` from :func:`init_carry`.
+    Returns the next :class:`Carry` and ``(mean_return, diagnostics)`` of the iteration.
+    """
+    learner, (env_part, traj, ret_sum, ep_count) = _roll(static, carry)
+    learner, out = _learn(static, num, learner, traj, ret_sum, ep_count, it)
     return Carry(learner, *env_part), out
 
 
+def training_batch(static: TrainConfig, num: dict, carry: Carry, it: jax.Array):
+    """The batch, learning rate and key that the training loop's iteration ``it`` updates on.
+
+    The first half of :func:`iteration`, with the same pieces: split the learner's key, roll
+    out ``num_envs × num_steps`` steps (:func:`course_lib.rl.rollout.run_envs`),
+    compute GAE advantages with the critic (bootstrapping truncated episodes), normalise
+    them over the batch when ``normalize_advantages == "batch"``, and anneal the learning rate
+    to ``lr · (1 − it / iterations)`` when ``anneal_lr``.
+
+    Args:
+      static: the config's structure (:func:`prepare`).
+      num: its numeric fields as float32 scalars (:func:`numbers`).
+      carry: a :class:`Carry` (learner and environment state, :func:`init_carry`).
+      it: the iteration index (int32 scalar).
+
+    Returns:
+      ``(batch, lr, k_update)``: a :class:`course_lib.rl.rollout.Batch` of ``[N]`` rows, the
+      learning rate of this iteration and the key ``ppo_update`` receives in training.
+    """
+    model = model_from_config(static)
+    learner, (_, traj, _, _) = _roll(static, carry)
+    _, k_update = jax.random.split(learner.key)
+    return _batch(static, num, model, learner, traj), learning_rate(static, num, it), k_update
+
+
 def _run_chunk(static: TrainConfig, num: dict, carry: Carry, iters: jax.Array):
-    return jax.lax.scan(lambda c, i: _iteration(static, num, c, i), carry, iters)
+    return jax.lax.scan(lambda c, i: iteration(static, num, c, i), carry, iters)
 
 
-_init_jit = jax.jit(_init, static_argnums=0)
+_init_jit = jax.jit(init_carry, static_argnums=0)
 _chunk_jit = jax.jit(_run_chunk, static_argnums=0)
-_init_many = jax.jit(jax.vmap(_init, in_axes=(None, 0, 0)), static_argnums=0)
+_init_many = jax.jit(jax.vmap(init_carry, in_axes=(None, 0, 0)), static_argnums=0)
 _chunk_many = jax.jit(
     jax.vmap(_run_chunk, in_axes=(None, 0, 0, None)), static_argnums=0
 )
@@ -450,7 +331,7 @@ def _check_finite(mean_return: np.ndarray, diag: dict[str, np.ndarray]) -> None:
         )
 
 
-def _prepare(config: TrainConfig) -> TrainConfig:
+def prepare(config: TrainConfig) -> TrainConfig:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     config.validate()
@@ -463,12 +344,6 @@ def _env_steps(config: TrainConfig) -> np.ndarray:
     return (np.arange(1, config.iterations + 1) * config.batch_size).astype(np.int64)
 
 
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return int(seed)
-
-
 def train(config: TrainConfig, seed: int = 0) -> TrainResult:
     """Train one agent; see :class:`TrainResult`.
 
@@ -476,9 +351,9 @@ def train(config: TrainConfig, seed: int = 0) -> TrainResult:
     those reuses the compiled program. Raises ``FloatingPointError`` when a quantity goes
     non-finite (naming it and the iteration).
     """
-    static = _prepare(config)
-    seed = _check_seed(seed)
-    num = _numbers(config)
+    static = prepare(config)
+    seed = check_seed(seed)
+    num = numbers(config)
     if config.env not in JAX_ENV_IDS:
         params, mean_return, diag = _train_gymnasium(static, num, seed)
         _check_finite(mean_return, diag)
@@ -499,8 +374,8 @@ def train_many(config: TrainConfig, seeds, **sweep) -> TrainResult:
     every array of the result gains those leading axes, e.g. ``mean_return [3, S, I]``.
     The grid is spread over all local devices (``jax.sharding``).
     """
-    static = _prepare(config)
-    seeds = [_check_seed(s) for s in np.atleast_1d(np.asarray(seeds)).tolist()]
+    static = prepare(config)
+    seeds = [check_seed(s) for s in np.atleast_1d(np.asarray(seeds)).tolist()]
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
     numeric = TrainConfig.numeric_fields()
@@ -554,7 +429,7 @@ def _shard(num: dict, seeds: np.ndarray):
 
 def _host_learn(static, num, learner, obs, actions, rewards, terminated, done, final_obs, ret_sum,
                 ep_count, it):
-    model = _model(static)
+    model = model_from_config(static)
     t, n = rewards.shape
     dist = model.policy(learner.params.policy, obs.reshape(t * n, -1))
     flat_actions = actions.reshape((t * n,) + actions.shape[2:])
@@ -575,7 +450,7 @@ def _train_gymnasium(static: TrainConfig, num: dict, seed: int):
     """
     import gymnasium
 
-    model = _model(static)
+    model = model_from_config(static)
     spec = env_spec(static.env)
     venv = gymnasium.make_vec(
         static.env, num_envs=static.num_envs, vectorization_mode="sync",
@@ -627,27 +502,3 @@ def _train_gymnasium(static: TrainConfig, num: dict, seed: int):
 # ------------------------------------------------------------------------------------------
 # Evaluation in the real gymnasium environment
 # ------------------------------------------------------------------------------------------
-
-
-def evaluate(params: Params, config: TrainConfig, episodes: int = 10, seed: int = 0) -> float:
-    """Mean return of the greedy (discrete) / mean (continuous) policy over ``episodes``
-    episodes of the real gymnasium environment ``config.env``, seeded ``seed, seed+1, ...``."""
-    import gymnasium
-
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
-    model = _model(config)
-    act = jax.jit(lambda p, o: model.greedy(model.policy(p, o)))
-    venv = gymnasium.make_vec(config.env, num_envs=episodes, vectorization_mode="sync")
-    try:
-        obs, _ = venv.reset(seed=_check_seed(seed))
-        totals = np.zeros(episodes)
-        finished = np.zeros(episodes, bool)
-        while not finished.all():
-            action = np.asarray(act(params.policy, jnp.asarray(obs, jnp.float32)))
-            obs, reward, term, trunc, _ = venv.step(action)
-            totals += np.where(finished, 0.0, reward)
-            finished |= term | trunc
-    finally:
-        venv.close()
-    return float(totals.mean())

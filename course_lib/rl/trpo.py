@@ -24,11 +24,12 @@ import jax.numpy as jnp
 import optax
 
 from course_lib.core.curvature import gauss_newton_fvp
+from course_lib.core.solvers import backtracking_line_search, conjugate_gradient, trust_region_step
+from course_lib.core.surrogate import surrogate
+from course_lib.rl.config import hyper_from_config
 from course_lib.rl.networks import ActorCritic
 from course_lib.rl.ppo import optimizer
 from course_lib.rl.rollout import Batch, minibatch_indices, take
-from course_lib.core.solvers import backtracking_line_search, conjugate_gradient, trust_region_step
-from course_lib.core.surrogate import surrogate
 
 
 class TRPOHyper(NamedTuple):
@@ -39,6 +40,8 @@ class TRPOHyper(NamedTuple):
     backtrack_ratio: jax.Array
     lr: jax.Array
     max_grad_norm: jax.Array
+
+    from_config = classmethod(hyper_from_config)
 
 
 def batch_surrogate(policy_params: jax.Array, batch: Batch, model: ActorCritic) -> jax.Array:
@@ -103,25 +106,13 @@ def trpo_policy_step(
     Returns the new parameters and diagnostics: ``cg_residual`` (last CG residual norm),
     ``step_norm`` (‖s‖₂ of the applied step), ``backtracks`` and ``accepted``.
     """
-    # batch_surrogate, batch_kl and batch_fvp spelled out: lesson 08 counts the lines this
-    # step reaches and lesson 09 quotes its call of `surrogate`.
-    dist_old = jax.lax.stop_gradient(batch.dist_old)
-
     def surrogate_fn(p):
-        logp = model.log_prob(model.policy(p, batch.obs), batch.actions)
-        return surrogate(logp, batch.logp_old, batch.advantages)
+        return batch_surrogate(p, batch, model)
 
     def kl_fn(p):
-        return jnp.mean(model.kl(dist_old, model.policy(p, batch.obs)))
+        return batch_kl(p, batch, model)
 
-    fisher_obs = batch.obs[::fisher_subsample]
-    fisher_old = jax.tree.map(lambda x: x[::fisher_subsample], dist_old)
-    fvp = gauss_newton_fvp(
-        lambda p: model.policy(p, fisher_obs),
-        lambda dist: jnp.mean(model.kl(fisher_old, dist)),
-        policy_params,
-        hp.cg_damping,
-    )
+    fvp = batch_fvp(policy_params, batch, model, hp.cg_damping, fisher_subsample)
     grad = jax.grad(surrogate_fn)(policy_params)
     direction, cg_info = conjugate_gradient(fvp, grad, iters=cg_iters)
     full_step = trust_region_step(direction, fvp, hp.delta)

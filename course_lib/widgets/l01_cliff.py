@@ -13,9 +13,15 @@ import ipywidgets as W
 import numpy as np
 from matplotlib.axes import Axes
 
-from course_lib.lessons.l01_cliff import CliffSetup, StepOutcome, StepView, make_cliff_setup, step_view
-from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
+from course_lib.lessons.l01_cliff import (
+    CliffSetup,
+    StepOutcome,
+    StepView,
+    make_cliff_setup,
+    step_view,
+)
 from course_lib.widgets.panel import Panel
+from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
 
 __all__ = ["plot_cliff", "plot_probabilities", "step_size_panel", "step_size_readout"]
 

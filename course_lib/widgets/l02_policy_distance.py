@@ -19,7 +19,6 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from course_lib.widgets.plots import BLACK, BLUE, SKY, VERMILLION, label
 from course_lib.lessons.l02_policy_distance import (
     DISPLAY_STATES,
     DistanceSetup,
@@ -30,6 +29,7 @@ from course_lib.lessons.l02_policy_distance import (
     radius_grid,
 )
 from course_lib.widgets.panel import Panel, slider
+from course_lib.widgets.plots import BLACK, BLUE, SKY, VERMILLION, label
 
 __all__ = ["RADIUS_MAX", "distance_panel", "draw_distance"]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from matplotlib.figure import Figure
 
-from course_lib.widgets.plots import BLACK, BLUE, GREEN, VERMILLION, label
 from course_lib.lessons.l03_ratio import WorkedExample, contribution_curves, worked_example
 from course_lib.widgets.panel import Panel, slider
+from course_lib.widgets.plots import BLACK, BLUE, GREEN, VERMILLION, label
 
 __all__ = ["P_NEW_GRID", "draw_ratio", "ratio_panel", "ratio_readout"]
 

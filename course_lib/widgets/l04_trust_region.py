@@ -15,9 +15,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
-from course_lib.lessons.l04_trust_region import DEFAULT_TOY, SoftmaxToy, ToyTrustRegion, toy_trust_region
+from course_lib.lessons.l04_trust_region import (
+    DEFAULT_TOY,
+    SoftmaxToy,
+    ToyTrustRegion,
+    toy_trust_region,
+)
 from course_lib.widgets.panel import Panel
+from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
 
 __all__ = ["DELTA_RANGE", "WINDOW_DELTA", "draw_toy_trust_region", "toy_readout", "trust_region_panel"]
 

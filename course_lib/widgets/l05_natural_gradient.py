@@ -17,7 +17,6 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label
 from course_lib.lessons.l05_natural_gradient import (
     BANDIT_REWARDS,
     BANDIT_START,
@@ -29,6 +28,7 @@ from course_lib.lessons.l05_natural_gradient import (
     steps_to_reach,
 )
 from course_lib.widgets.panel import Panel, slider
+from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label
 
 __all__ = ["PANEL_STEPS", "draw_simplex", "natural_gradient_panel", "plot_simplex_path"]
 

@@ -20,10 +20,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import LogLocator, NullLocator
 
-from course_lib.rl.config import TrainConfig
-from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
 from course_lib.core.solvers import LineSearchInfo
-from course_lib.rl.train import TrainResult
 from course_lib.lessons.l06_trpo import (
     DeltaView,
     LiveRun,
@@ -33,7 +30,10 @@ from course_lib.lessons.l06_trpo import (
     final_return,
     live_run,
 )
+from course_lib.rl.config import TrainConfig
+from course_lib.rl.train import TrainResult
 from course_lib.widgets.panel import Panel
+from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label, plot_band
 
 __all__ = [
     "KL_AXIS",
@@ -41,7 +41,6 @@ __all__ = [
     "RETURN_AXIS",
     "delta_readout",
     "live_readout",
-    "plot_band",
     "plot_cg_residuals",
     "plot_delta_view",
     "plot_line_search",
@@ -71,14 +70,6 @@ def _log_kl_axis(ax: Axes) -> None:
     ax.set_ylim(*KL_AXIS)
     ax.yaxis.set_major_locator(LogLocator(base=10.0, numticks=6))
     ax.yaxis.set_minor_locator(NullLocator())
-
-
-def plot_band(ax: Axes, x, band: SeedBand, color: str, name: str, alpha: float = 0.2) -> Axes:
-    """The seed mean as a line (``ax.lines`` gets it) and the seed range as a shaded band."""
-    x = np.asarray(x)
-    ax.plot(x, band.mean, color=color, label=name)
-    ax.fill_between(x, band.lo, band.hi, color=color, alpha=alpha, linewidth=0)
-    return ax
 
 
 def plot_cg_residuals(ax: Axes, anatomy: UpdateAnatomy) -> Axes:

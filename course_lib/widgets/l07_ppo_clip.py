@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
+from course_lib.lessons.l06_trpo import seed_band
 from course_lib.lessons.l07_ppo_clip import (
     VARIANTS,
     ClipCurve,
@@ -27,11 +28,18 @@ from course_lib.lessons.l07_ppo_clip import (
     eps_view,
     flat_region,
 )
-from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, PURPLE, VERMILLION, label
 from course_lib.rl.train import TrainResult
-from course_lib.lessons.l06_trpo import seed_band
 from course_lib.widgets.panel import Panel, slider
-from course_lib.widgets.l06_trpo import plot_band
+from course_lib.widgets.plots import (
+    BLACK,
+    BLUE,
+    GREEN,
+    ORANGE,
+    PURPLE,
+    VERMILLION,
+    label,
+    plot_band,
+)
 
 __all__ = [
     "EPS_RANGE",

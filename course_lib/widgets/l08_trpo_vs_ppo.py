@@ -18,16 +18,20 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from course_lib.lessons.l08_trpo_vs_ppo import AlgoSummary, CompareView, SeedBand, compare_view, kl_bins
-from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label
+from course_lib.lessons.l08_trpo_vs_ppo import (
+    AlgoSummary,
+    CompareView,
+    compare_view,
+    kl_bins,
+)
 from course_lib.rl.train import TrainResult
 from course_lib.widgets.panel import Panel
+from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label, plot_band
 
 __all__ = [
     "ALGO_COLOURS",
     "compare_panel",
     "compare_readout",
-    "plot_band",
     "plot_compare_view",
     "plot_side_by_side",
 ]
@@ -44,13 +48,6 @@ def _colour(algo: str) -> str:
 
 def _name(algo: str) -> str:
     return NAMES.get(algo, algo)
-
-
-def plot_band(ax: Axes, x, band: SeedBand, color: str, name: str, alpha: float = 0.2) -> Axes:
-    """The seed mean as a line (``ax.lines`` gets it) and the seed range as a shaded band."""
-    ax.plot(np.asarray(x), band.mean, color=color, label=name)
-    ax.fill_between(np.asarray(x), band.lo, band.hi, color=color, alpha=alpha, linewidth=0)
-    return ax
 
 
 def _log_kl(ax: Axes, axis: str = "y") -> None:

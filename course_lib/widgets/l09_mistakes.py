@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from course_lib.lessons.l09_mistakes import EpochStudy, EpochView, default_epoch_study, epoch_view
-from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label
 from course_lib.widgets.panel import Panel
+from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label
 
 __all__ = ["draw_epochs", "epochs_panel", "epochs_readout", "plot_epoch_view"]
 

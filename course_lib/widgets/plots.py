@@ -7,6 +7,7 @@ Plot functions in the lessons' modules take data and return (or draw into) a mat
 from __future__ import annotations
 
 import matplotlib as mpl
+import numpy as np
 from matplotlib.axes import Axes
 
 OKABE_ITO = (
@@ -50,4 +51,15 @@ def label(ax: Axes, title: str, xlabel: str, ylabel: str, legend: bool = False) 
     ax.set_ylabel(ylabel)
     if legend:
         ax.legend()
+    return ax
+
+
+def plot_band(ax: Axes, x, band, color: str, name: str, alpha: float = 0.2) -> Axes:
+    """The seed mean as a line (``ax.lines`` gets it) and the seed range as a shaded band.
+
+    ``band``: a :class:`course_lib.lessons.common.SeedBand` (``mean``, ``lo``, ``hi``, each ``[I]``).
+    """
+    x = np.asarray(x)
+    ax.plot(x, band.mean, color=color, label=name)
+    ax.fill_between(x, band.lo, band.hi, color=color, alpha=alpha, linewidth=0)
     return ax

@@ -1,0 +1,125 @@
+"""Checkers for the course's exercises: one per exercise, each prints ONE stable verdict line.
+
+A lesson's exercise cell (between ``# BEGIN SOLUTION`` and ``# END SOLUTION``) defines a
+function; the cell after it calls its checker::
+
+    from course_lib.exercises.checks import check_ratio
+
+    _ = check_ratio(my_ratio)
+
+The checker runs the function on cases the learner does not see (random cases and corner
+cases: zero probabilities, ``-inf`` logits, negative advantages, ratios beyond 1 ± ε, episode
+ends, ...), compares it with the ``course_lib`` reference and prints exactly one line:
+
+* ``✓ ratio: correct on 12 cases`` — the same text on every machine, so nbval can compare it;
+* ``✗ ratio: your ratio is inverted: ...`` — what is wrong, in words a learner can act on.
+  Common mistakes are recognised and named (KL reversed, ratio inverted, clip on the wrong
+  side, no stop-gradient, CG without the residual update, GAE without the done mask, β
+  updated the wrong way, ...). An exception raised by the learner's code is reported in the
+  same line (``your function raised NotImplementedError: ...``), never as a traceback.
+
+Every checker also returns ``True``/``False`` (assign it, ``_ = check_...``, so the notebook
+does not display it). The exercise notebooks (``python -m course_lib.exercises build``) keep
+the solution's stored output, the pass line, so ``pytest --nbval`` passes exactly when the
+learner's answers are right.
+
+Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_surrogate`,
+:func:`check_k3`, :func:`check_trust_region_scale`, :func:`check_line_search_accept`,
+:func:`check_accepted_k`, :func:`check_adapt_beta`, :func:`check_steps_to_solve`,
+:func:`check_seed_band`, :func:`check_solve_rate`, :func:`check_stop_after`,
+:func:`check_normalise`, :func:`check_broke_promise` and
+:func:`check_diagnosis`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from course_lib.exercises.checks.l01_cliff import (
+    check_flipped_fraction,
+    check_gae,
+    check_predict_alpha,
+    check_relative_l2,
+)
+from course_lib.exercises.checks.l02_policy_distance import (
+    check_categorical_kl,
+    check_radius_for_kl,
+    check_sampled_kl,
+)
+from course_lib.exercises.checks.l03_ratio import check_clipped_term, check_ratio, check_surrogate
+from course_lib.exercises.checks.l04_trust_region import (
+    check_in_trust_region,
+    check_mean_kl,
+    check_scale_to_boundary,
+)
+from course_lib.exercises.checks.l05_natural_gradient import (
+    check_cg_two_steps,
+    check_fvp,
+    check_step_scale,
+)
+from course_lib.exercises.checks.l06_trpo import (
+    check_accepted_k,
+    check_line_search_accept,
+    check_trust_region_scale,
+)
+from course_lib.exercises.checks.l07_ppo_clip import (
+    check_adapt_beta,
+    check_clipped_surrogate,
+    check_k3,
+)
+from course_lib.exercises.checks.l08_trpo_vs_ppo import (
+    check_seed_band,
+    check_solve_rate,
+    check_steps_to_solve,
+)
+from course_lib.exercises.checks.l09_mistakes import (
+    DIAGNOSES,
+    Diagnosis,
+    check_broke_promise,
+    check_diagnosis,
+    check_normalise,
+    check_stop_after,
+)
+from course_lib.exercises.checks.verdict import FAIL, PASS
+
+__all__ = [
+    "CHECKERS",
+    "DIAGNOSES",
+    "FAIL",
+    "PASS",
+    "Diagnosis",
+    "check_accepted_k",
+    "check_adapt_beta",
+    "check_broke_promise",
+    "check_categorical_kl",
+    "check_cg_two_steps",
+    "check_clipped_surrogate",
+    "check_clipped_term",
+    "check_diagnosis",
+    "check_flipped_fraction",
+    "check_fvp",
+    "check_gae",
+    "check_in_trust_region",
+    "check_k3",
+    "check_line_search_accept",
+    "check_mean_kl",
+    "check_normalise",
+    "check_predict_alpha",
+    "check_radius_for_kl",
+    "check_ratio",
+    "check_relative_l2",
+    "check_sampled_kl",
+    "check_scale_to_boundary",
+    "check_seed_band",
+    "check_solve_rate",
+    "check_step_scale",
+    "check_steps_to_solve",
+    "check_stop_after",
+    "check_surrogate",
+    "check_trust_region_scale",
+]
+
+CHECKERS: dict[str, Callable[..., bool]] = {
+    name: globals()[name] for name in __all__ if name.startswith("check_")
+}
+"""Every checker by name (the exercise builder checks that a lesson calls one of these)."""
