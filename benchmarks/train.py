@@ -64,8 +64,8 @@ PEERS = {
     "trpo_steps": "sb3-contrib TRPO ~47k steps to 475",
 }
 TARGETS = {
-    ("ppo", "cold"): 2.0, ("ppo", "warm"): 0.4,
-    ("trpo", "cold"): 3.0, ("trpo", "warm"): 0.6,
+    ("ppo", "cold"): 2.0, ("ppo", "warm"): 0.3,
+    ("trpo", "cold"): 2.5, ("trpo", "warm"): 0.3,
     "grid_ratio": 10.0,
 }
 

@@ -107,6 +107,27 @@ def move(panel, description: str, key: str, presses: int) -> None:
         handle.press(key)
 
 
+def drag(page, panel, description: str, fraction: float, steps: int) -> tuple[list, bytes]:
+    """Press the slider's handle with the mouse, move it by ``fraction`` of the track's width in
+    ``steps`` steps, reading the panel's figure after each, then release. Returns the figures
+    seen before the release and the one shown before the drag began."""
+    s = slider(panel, description)
+    handle, track = s.locator(".noUi-handle").first, s.locator(".noUi-base").first
+    handle.scroll_into_view_if_needed()
+    box, width = handle.bounding_box(), track.bounding_box()["width"]
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    start_png = image_png(panel)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    during = []
+    for k in range(1, steps + 1):
+        page.mouse.move(x + fraction * width * k / steps, y, steps=4)
+        page.wait_for_timeout(300)
+        during.append(image_png(panel))
+    page.mouse.up()
+    return during, start_png
+
+
 def readout_text(panel) -> str:
     return squash(panel.locator(".widget-html-content").last.inner_text())
 
@@ -321,6 +342,8 @@ def test_lesson_03_after_save_and_reload_its_panel_says_how_to_get_the_sliders_b
 
 
 def test_lesson_07_opened_from_disk_shows_its_panels_as_pictures_then_follows_eps(page, lab):
+    """Stored: each panel is a picture. Run: the clip panel follows ε moved with the keyboard,
+    and follows it while it is dragged with the mouse, not only once it is let go."""
     from course_lib.widgets.l07_ppo_clip import clip_panel
 
     # The stored lesson (untrusted, no kernel-side models): each panel is its picture and one
@@ -345,6 +368,14 @@ def test_lesson_07_opened_from_disk_shows_its_panels_as_pictures_then_follows_ep
     assert image_png(panel) != before
     panel.scroll_into_view_if_needed()
     shot(page, "lab_07_clip_panel")
+
+    # A drag with the mouse: the figure follows the hand, and ends on the value let go at.
+    during, start_png = drag(page, panel, clip_panel().sliders["eps"].description, -0.6, 8)
+    assert any(png != start_png for png in during), "the figure changed only after the release"
+    final = float(slider(panel, clip_panel().sliders["eps"].description)
+                  .locator(".widget-readout").inner_text())
+    assert final < 0.35
+    assert_panel_shows(page, panel, clip_panel(eps=final))
 
 
 def test_a_failing_test_still_stops_the_server_and_its_kernels(workdir, tmp_path):

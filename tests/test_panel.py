@@ -59,6 +59,81 @@ def test_slider_moves_from_two_threads_never_publish_a_half_drawn_figure():
 
 
 # ------------------------------------------------------------------------------------------
+# Live panels: a drag from the browser is drawn by a worker that coalesces the values
+# ------------------------------------------------------------------------------------------
+
+
+def _slow_panel(delay: float):
+    """A live one-slider panel whose draw takes ``delay`` seconds and records what it drew."""
+    import time
+
+    import ipywidgets as W
+
+    from course_lib.widgets.panel import Panel
+
+    drawn = []
+
+    def draw(figure, x):
+        time.sleep(delay)
+        drawn.append(x)
+        figure.add_subplot().plot([0, 1], [0, x])
+        return f"x = {x:.2f}"
+
+    slider = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.01)
+    return Panel({"x": slider}, draw, figsize=(2.0, 2.0), live=True), drawn
+
+
+def test_a_drag_from_the_browser_is_coalesced_and_ends_on_the_last_value():
+    """Values arrive (as the browser sends them, ``set_state``) every 5 ms while one redraw
+    takes 40 ms: the handler only marks the panel stale, the worker draws the latest value
+    each time, and the last figure and readout are those of the last value."""
+    import time
+
+    panel, drawn = _slow_panel(0.04)
+    drawn.clear()
+    values = [round(0.02 * k, 2) for k in range(1, 41)]
+    for v in values:
+        panel.sliders["x"].set_state({"value": v})
+        time.sleep(0.005)
+    assert panel.wait(timeout=30)
+    assert drawn[-1] == values[-1] and panel.readout.value == f"x = {values[-1]:.2f}"
+    assert 2 <= len(drawn) < len(values) / 2, f"{len(drawn)} redraws for {len(values)} values"
+    assert drawn == sorted(drawn), "never an older value after a newer one"
+
+
+def test_a_value_set_in_python_redraws_before_the_setter_returns():
+    panel, drawn = _slow_panel(0.0)
+    panel.sliders["x"].value = 0.5
+    assert drawn[-1] == 0.5 and panel.readout.value == "x = 0.50"
+
+
+def test_analytic_panels_are_live_and_training_panels_update_on_release(built):
+    name, panel = built
+    live = name in {"step_size", "distance", "ratio", "trust_region", "natural_gradient", "clip",
+                    "epochs"}
+    assert panel.live == live
+    for key, s in panel.sliders.items():
+        if hasattr(s, "continuous_update"):
+            assert s.continuous_update == live, (name, key)
+
+
+def test_a_failing_redraw_in_the_worker_says_so_in_the_readout():
+    import ipywidgets as W
+
+    from course_lib.widgets.panel import Panel
+
+    def draw(figure, x):
+        if x > 0.5:
+            raise ValueError("x too large")
+        return "ok"
+
+    panel = Panel({"x": W.FloatSlider(value=0.0)}, draw, figsize=(2.0, 2.0), live=True)
+    panel.sliders["x"].set_state({"value": 0.9})
+    assert panel.wait(timeout=10)
+    assert "redraw failed" in panel.readout.value and "x too large" in panel.readout.value
+
+
+# ------------------------------------------------------------------------------------------
 # Every panel: readable at its own size, sliders named with the course's symbols
 # ------------------------------------------------------------------------------------------
 

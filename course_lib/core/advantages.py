@@ -145,15 +145,9 @@ def gae(
       dones: 1 where the episode ended at step t, so V(s_{t+1}) (the next episode's
         first state) is not used; same shape; bool or float.
       last_value: V of the state after the last step, ``[]`` or ``[N]``.
-      gamma: discount γ in [0, 1].
-      lam: GAE λ in [0, 1].
+      gamma, lam: discount γ and GAE λ in [0, 1].
 
-    Returns:
-      ``(advantages, returns)``, both of the shape of ``rewards``.
-
-    Raises:
-      ValueError: a shape is wrong (the message names the argument) or a concrete
-        ``gamma``/``lam`` is outside [0, 1].
+    Returns and raises as :func:`gae_from_next_values`.
     """
     _check_time_major(rewards)
     check_same_shape(values, rewards, "values", "rewards")

@@ -176,4 +176,4 @@ def step_size_panel(step_size: float = 20.0, setup: CliffSetup | None = None) ->
         plot_cliff(axes["r"], axes["d"], setup.sweep, setup.return_before, marker=view.outcome)
         return step_size_readout(view, setup.return_before)
 
-    return Panel({"step_size": slider}, draw, figsize=(11.0, 7.0))
+    return Panel({"step_size": slider}, draw, figsize=(11.0, 7.0), live=True)

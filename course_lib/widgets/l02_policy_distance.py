@@ -174,4 +174,4 @@ def distance_panel(
         "radius": slider(radius, 0.0, RADIUS_MAX, 0.01, "radius ‖Δθ‖₂"),
         "mix": slider(mix, 0.0, 1.0, 0.05, "direction: random → sensitive", readout_format=".2f"),
     }
-    return Panel(sliders, draw, figsize=(11.0, 4.4))
+    return Panel(sliders, draw, figsize=(11.0, 4.4), live=True)

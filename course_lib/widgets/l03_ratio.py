@@ -94,4 +94,4 @@ def ratio_panel(
         "advantage": slider(advantage, -10.0, 10.0, 0.5, "advantage A", ".1f"),
         "eps": slider(eps, 0.0, 0.5, 0.01, "ε", ".2f"),
     }
-    return Panel(sliders, draw_ratio, figsize=(8.0, 4.0))
+    return Panel(sliders, draw_ratio, figsize=(8.0, 4.0), live=True)

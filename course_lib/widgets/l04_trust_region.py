@@ -131,4 +131,4 @@ def trust_region_panel(delta: float = 0.01, toy: SoftmaxToy = DEFAULT_TOY) -> Pa
         draw_toy_trust_region(figure.add_axes((0.14, 0.10, 0.84, 0.82)), tr)
         return toy_readout(tr)
 
-    return Panel({"delta": slider}, draw, figsize=(6.4, 5.8))
+    return Panel({"delta": slider}, draw, figsize=(6.4, 5.8), live=True)

@@ -143,4 +143,4 @@ def natural_gradient_panel(delta: float = 0.01) -> Panel:
             f"vanilla <b>{text['vanilla']}</b>, natural <b>{text['natural']}</b>{ratio}."
         )
 
-    return Panel(sliders, draw, figsize=(10.0, 4.4))
+    return Panel(sliders, draw, figsize=(10.0, 4.4), live=True)

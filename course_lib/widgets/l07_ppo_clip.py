@@ -155,7 +155,7 @@ def clip_panel(eps: float = 0.2) -> Panel:
     if not lo <= float(eps) <= hi:
         raise ValueError(f"eps must lie in [{lo}, {hi}], got {eps}")
     s = slider(float(eps), lo, hi, 0.01, "ε", readout_format=".2f")
-    return Panel({"eps": s}, draw_clip, figsize=(11.0, 4.6), layout=None)
+    return Panel({"eps": s}, draw_clip, figsize=(11.0, 4.6), layout=None, live=True)
 
 
 # ------------------------------------------------------------------------------------------

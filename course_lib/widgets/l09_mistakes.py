@@ -120,4 +120,4 @@ def epochs_panel(epochs: int = 10, clip: bool = True, study: EpochStudy | None =
     def draw(figure: Figure, epochs: int, clip: bool) -> str:
         return draw_epochs(figure, study, epochs, clip)
 
-    return Panel(sliders, draw, figsize=(11.0, 4.6), layout=None)
+    return Panel(sliders, draw, figsize=(11.0, 4.6), layout=None, live=True)

@@ -8,7 +8,10 @@ Every panel is built by a ``*_panel(**initial_values)`` function and is a :class
 * ``panel.readout``: an ``ipywidgets.HTML`` holding the numbers it states.
 
 Setting ``panel.sliders[name].value`` recomputes and redraws before the setter returns, so a
-test or a lecturer's script can drive a panel without a browser. The figure is shown as a PNG
+test or a lecturer's script can drive a panel without a browser. A *live* panel (analytic,
+no training inside) also redraws while a slider is dragged: values from the browser arrive
+faster than any redraw, so they are drawn by a worker thread that always draws the latest
+value and drops the ones that arrived while it was busy (:meth:`Panel.request`). The figure is shown as a PNG
 image widget, which works the same in JupyterLab, Voilà and a headless kernel; the panel's
 rich display also carries that PNG, so a notebook read without a kernel shows the figure.
 """
@@ -38,7 +41,8 @@ class Panel:
     """Sliders, a figure and a readout, kept in sync by ``draw``.
 
     ``layout`` is the figure's layout engine; ``None`` (fixed margins set by ``draw``) redraws
-    about a third faster than ``"constrained"``.
+    about a third faster than ``"constrained"``. ``live=True`` turns on ``continuous_update``
+    for every slider: the figure follows the hand while a slider is dragged.
     """
 
     def __init__(
@@ -48,8 +52,10 @@ class Panel:
         figsize: tuple[float, float] = (9.0, 4.0),
         dpi: int = 80,
         layout: str | None = "constrained",
+        live: bool = False,
     ) -> None:
         self.sliders = dict(sliders)
+        self.live = live
         # An opaque white background: Jupyter's inline backend makes new figures transparent,
         # and the panel must look the same in a kernel, in Voilà and headless.
         self.figure = Figure(figsize=figsize, dpi=dpi, layout=layout, facecolor="white")
@@ -59,8 +65,13 @@ class Panel:
         self.image = W.Image(format="png", layout=W.Layout(width=width, max_width="100%"))
         self._draw = draw
         self._lock = threading.RLock()
+        self._pending = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()  # never held during a redraw
         self._dpi = dpi
+        self.redraws = 0
         for slider in self.sliders.values():
+            slider.continuous_update = live
             slider.observe(self._on_change, names="value")
         controls = W.HBox(list(self.sliders.values()), layout=W.Layout(flex_flow="row wrap"))
         self.widget = W.VBox([controls, self.image, self.readout])
@@ -88,9 +99,47 @@ class Panel:
                                 pil_kwargs={"compress_level": 1})
             self.image.value = buf.getvalue()
             self.readout.value = readout
+            self.redraws += 1
 
-    def _on_change(self, _change) -> None:
-        self.update()
+    def request(self) -> None:
+        """Redraw soon, from a worker thread, coalescing requests that arrive meanwhile.
+
+        The kernel handles the browser's messages one at a time; a redraw done in that handler
+        would make every value of a drag wait for the redraws of all the values before it. Here
+        the handler only marks the panel stale and returns; the worker redraws from the
+        current slider values until no new value arrived during its last redraw, so the panel
+        never falls behind and always ends on the last value.
+        """
+        self._pending.set()
+        with self._worker_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._drain, daemon=True,
+                                                name=f"{self!r} redraw")
+                self._worker.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the worker has drawn the latest requested value; False on timeout."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+            return not worker.is_alive()
+        return True
+
+    def _drain(self) -> None:
+        while self._pending.is_set():
+            self._pending.clear()
+            try:
+                self.update()
+            except Exception as err:  # noqa: BLE001 (shown where the learner looks, not lost in a thread)
+                self.readout.value = f"<b>redraw failed:</b> {html.escape(repr(err))}"
+
+    def _on_change(self, change) -> None:
+        owner = change["owner"] if isinstance(change, dict) else getattr(change, "owner", None)
+        # ipywidgets holds ``_property_lock`` while it applies a value sent by the browser
+        if self.live and getattr(owner, "_property_lock", None):
+            self.request()
+        else:
+            self.update()
 
     def png(self) -> bytes:
         """The current figure as PNG bytes."""
@@ -127,7 +176,8 @@ class Panel:
 def slider(
     value: float, lo: float, hi: float, step: float, description: str, readout_format: str = ".3f"
 ) -> W.FloatSlider:
-    """A float slider wide enough for a projector, ``continuous_update`` off (one redraw per move).
+    """A float slider wide enough for a projector; :class:`Panel` sets ``continuous_update``
+    (on for a live panel, off, one redraw per release, otherwise).
 
     ``description`` is what the learner reads: the course's symbol, with its unit where it has
     one ("δ (nats)", "ε", "π_old(a|s)", "step size α"). The slider grows with it, so a long
