@@ -48,7 +48,7 @@ def setup(params) -> C.CliffSetup:
         ENV,
         jax.random.key(3),
         jax.random.key(4),
-        episodes=8,
+        n_episodes=8,
         num_envs=4,
         num_steps=32,
         step_sizes=np.logspace(-1, 2, 7),

@@ -239,8 +239,10 @@ def test_surrogate_line_rejects_bad_arguments(params, batch):
 
 
 def test_source_lines_find_the_surrogate_calls():
-    assert M.source_lines(trpo.trpo_policy_step, ["surrogate"]) == [
+    assert M.source_lines(trpo.batch_surrogate, ["surrogate"]) == [
         "return surrogate(logp, batch.logp_old, batch.advantages)"]
+    assert M.source_lines(trpo.trpo_policy_step, ["batch_surrogate"]) == [
+        "return batch_surrogate(p, batch, model)"]
     ppo_lines = M.source_lines(ppo.ppo_loss, ["clipped_surrogate"])
     assert len(ppo_lines) == 1 and ppo_lines[0].startswith("pg = clipped_surrogate(")
 
