@@ -261,7 +261,7 @@ def epoch_study(
       ``ppo_update``'s objective ``"none"`` and lets the three variants share one compiled,
       vmapped update);
     * ``"clip + early stop"``: L^CLIP, stopping once a minibatch's k3 KL estimate exceeds
-      ``target_kl`` (as OpenAI Spinning Up and Stable-Baselines3 do).
+      ``target_kl`` (Stable-Baselines3 stops at 1.5 × target_kl with the same k3 check).
 
     Everything else (the learning rate of that iteration, minibatches, gradient clipping, the
     value loss) is what ``config`` trains with. Engstrom et al. (2020, "Implementation Matters

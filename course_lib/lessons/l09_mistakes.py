@@ -6,8 +6,8 @@
    (:func:`course_lib.rl.ppo.ppo_update`) one epoch at a time on a fixed batch, with and without
    the clip, and records the exact KL(π_old‖π) and the largest ratio after every epoch.
    :func:`worst_drop` and :func:`course_lib.lessons.common.final_return` summarise training runs.
-2. **No KL monitoring.** :func:`epochs_until_stop` is the early-stopping rule of Spinning Up
-   and Stable-Baselines3 applied to a per-epoch KL trace.
+2. **No KL monitoring.** :func:`epochs_until_stop` is KL early stopping applied to a per-epoch
+   KL trace.
 3. **Advantage scale against δ.** :func:`advantage_scale_study` multiplies the advantages
    by c and shifts them by b and measures what that does to TRPO's step
    (:func:`course_lib.rl.trpo.trpo_policy_step`), to a plain gradient step and to a fixed-β
@@ -133,8 +133,9 @@ def epochs_until_stop(kl_after_epoch, target_kl: float) -> int:
     the KL after each epoch and stops as soon as it exceeds ``target_kl``; the epoch that
     crossed has already run. So the answer is ``k + 1`` for the first k with
     ``kl_after_epoch[k] > target_kl``, or ``len(kl_after_epoch)`` when none does.
-    (Spinning Up checks after each gradient step with 1.5·target_kl; Stable-Baselines3 before
-    each minibatch step, which is what ``TrainConfig.target_kl`` does.)
+    (Spinning Up checks the k1 estimate on the whole batch before each full-batch step, and
+    Stable-Baselines3 the k3 estimate before each minibatch step, both against 1.5·target_kl;
+    ``TrainConfig.target_kl`` checks k3 before each minibatch step against target_kl.)
 
     >>> epochs_until_stop([0.001, 0.004, 0.03, 0.2], 0.02)
     3

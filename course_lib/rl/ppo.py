@@ -7,10 +7,11 @@ Objectives (Schulman et al. 2017, "Proximal Policy Optimization Algorithms"):
 * penalty (eq. 8): ``E[r·A] − β·E[KL(π_old‖π)]`` with β adapted between updates
   (:func:`adapt_beta`).
 
-The loss minimised per minibatch is ``−objective + c_v·L^V − c_e·entropy``. Early stopping
-(as in OpenAI Spinning Up and Stable-Baselines3): before each minibatch step the k3 estimate
-of KL(π_old‖π) on that minibatch is computed; once it exceeds ``target_kl`` the remaining
-minibatch steps of this update are skipped.
+The loss minimised per minibatch is ``−objective + c_v·L^V − c_e·entropy``. Early stopping:
+before each minibatch step the k3 estimate of KL(π_old‖π) on that minibatch is computed; once
+it exceeds ``target_kl`` the remaining minibatch steps of this update are skipped.
+Stable-Baselines3 makes the same check but stops at 1.5 × ``target_kl``; OpenAI Spinning Up
+checks the k1 estimate on the whole batch before each full-batch step, also at 1.5 ×.
 """
 
 from __future__ import annotations
