@@ -101,6 +101,18 @@ def test_a_drag_from_the_browser_is_coalesced_and_ends_on_the_last_value():
     assert drawn == sorted(drawn), "never an older value after a newer one"
 
 
+def test_the_clip_panel_updated_in_place_draws_what_a_fresh_one_draws():
+    """The clip panel keeps its figure and only moves its curves, spans and label: after any
+    sequence of moves it shows, pixel for pixel, what a panel built at the last value shows."""
+    from course_lib.widgets.l07_ppo_clip import clip_panel
+
+    panel = clip_panel(eps=0.2)
+    for eps in (0.35, 0.0, 0.9, 0.05, 0.5):
+        panel.sliders["eps"].value = eps
+        assert np.array_equal(pixels(panel.png()), pixels(clip_panel(eps=eps).png())), eps
+        assert panel.readout.value == clip_panel(eps=eps).readout.value
+
+
 def test_a_value_set_in_python_redraws_before_the_setter_returns():
     panel, drawn = _slow_panel(0.0)
     panel.sliders["x"].value = 0.5

@@ -100,15 +100,12 @@ def plot_clip_curve(ax: Axes, curve: ClipCurve, advantage: float, eps: float,
             label="r·A (no clip)")
     ax.plot(r, np.asarray(curve.grad_ratio), color=VERMILLION, linewidth=2.5,
             label="∂L^CLIP/∂r (gradient)")
-    lo, hi = flat_region(advantage, eps)
-    worse = (0.0, 1.0 - eps) if advantage > 0 else (1.0 + eps, right)
-    ax.axvspan(1.0 - eps, 1.0 + eps, color=GREEN, alpha=0.15, linewidth=0,
+    interval, clipped, worse = _clip_spans(advantage, eps, right)
+    ax.axvspan(*interval, color=GREEN, alpha=0.15, linewidth=0,
                label=f"clip interval [{1 - eps:.2f}, {1 + eps:.2f}]")
-    ax.axvspan(max(lo, 0.0), min(hi, right), color=VERMILLION, alpha=0.12, linewidth=0,
-               label="clipped: gradient 0")
-    if worse[1] > worse[0]:
-        ax.axvspan(max(worse[0], 0.0), worse[1], color=ORANGE, alpha=0.12, linewidth=0,
-                   label="r·A kept: it is the worse side")
+    ax.axvspan(*clipped, color=VERMILLION, alpha=0.12, linewidth=0, label="clipped: gradient 0")
+    ax.axvspan(*worse, color=ORANGE, alpha=0.12, linewidth=0,
+               label="r·A kept: it is the worse side")
     ax.axvline(1.0, color=BLACK, linestyle=":", linewidth=1.0)
     ax.set_xlim(0.0, right)
     ax.set_ylim(*_OBJ_AXIS)
@@ -133,15 +130,43 @@ def clip_readout(eps: float) -> str:
     )
 
 
+def _clip_spans(advantage: float, eps: float, right: float) -> list[tuple[float, float]]:
+    """The three shaded x-ranges of :func:`plot_clip_curve`: clip interval, zero gradient, and
+    where the minimum keeps r·A (each ``(x0, x1)``, clipped to ``[0, right]``)."""
+    lo, hi = flat_region(advantage, eps)
+    worse = (0.0, 1.0 - eps) if advantage > 0 else (1.0 + eps, right)
+    return [(1.0 - eps, 1.0 + eps), (max(lo, 0.0), min(hi, right)),
+            (max(worse[0], 0.0), max(worse[1], max(worse[0], 0.0)))]
+
+
+def _set_clip_curve(ax: Axes, curve: ClipCurve, advantage: float, eps: float) -> None:
+    """Move what ε changes in an axes :func:`plot_clip_curve` drew: L^CLIP, its gradient, the
+    three shaded ranges and the clip interval's legend label."""
+    ax.lines[0].set_ydata(np.asarray(curve.objective))
+    ax.lines[2].set_ydata(np.asarray(curve.grad_ratio))
+    right = float(np.asarray(curve.ratios)[-1]) + 0.01
+    for patch, (x0, x1) in zip(ax.patches, _clip_spans(advantage, eps, right)):
+        patch.set_x(x0)
+        patch.set_width(x1 - x0)
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.get_texts()[3].set_text(f"clip interval [{1 - eps:.2f}, {1 + eps:.2f}]")
+
+
 def draw_clip(figure: Figure, eps: float) -> str:
     """Draw the clip figure (left A = +1, right A = −1) into ``figure`` with fixed margins;
-    return :func:`clip_readout`."""
-    figure.set_layout_engine("none")
-    axes = figure.subplots(1, 2, gridspec_kw={
-        "left": 0.075, "right": 0.99, "bottom": 0.12, "top": 0.92, "wspace": 0.2})
-    for ax, advantage in zip(axes, (1.0, -1.0)):
-        plot_clip_curve(ax, clip_objective(RATIO_GRID, advantage, eps), advantage, eps,
-                        legend=advantage > 0)
+    return :func:`clip_readout`. On a figure it drew before, only the curves, the shaded
+    ranges and the interval's label move (the panel keeps its figure between redraws)."""
+    if not figure.axes:
+        figure.set_layout_engine("none")
+        figure.subplots(1, 2, gridspec_kw={
+            "left": 0.075, "right": 0.99, "bottom": 0.12, "top": 0.92, "wspace": 0.2})
+        for ax, advantage in zip(figure.axes, (1.0, -1.0)):
+            plot_clip_curve(ax, clip_objective(RATIO_GRID, advantage, eps), advantage, eps,
+                            legend=advantage > 0)
+    else:
+        for ax, advantage in zip(figure.axes, (1.0, -1.0)):
+            _set_clip_curve(ax, clip_objective(RATIO_GRID, advantage, eps), advantage, eps)
     return clip_readout(eps)
 
 
@@ -155,7 +180,8 @@ def clip_panel(eps: float = 0.2) -> Panel:
     if not lo <= float(eps) <= hi:
         raise ValueError(f"eps must lie in [{lo}, {hi}], got {eps}")
     s = slider(float(eps), lo, hi, 0.01, "ε", readout_format=".2f")
-    return Panel({"eps": s}, draw_clip, figsize=(11.0, 4.6), layout=None, live=True)
+    return Panel({"eps": s}, draw_clip, figsize=(11.0, 4.6), layout=None, live=True,
+                 keep_figure=True)
 
 
 # ------------------------------------------------------------------------------------------

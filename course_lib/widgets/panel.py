@@ -42,7 +42,10 @@ class Panel:
 
     ``layout`` is the figure's layout engine; ``None`` (fixed margins set by ``draw``) redraws
     about a third faster than ``"constrained"``. ``live=True`` turns on ``continuous_update``
-    for every slider: the figure follows the hand while a slider is dragged.
+    for every slider: the figure follows the hand while a slider is dragged. With
+    ``keep_figure=True`` the figure is not cleared between redraws: ``draw`` builds its artists
+    on the first call (an empty figure) and only sets new data on them afterwards, which skips
+    re-creating axes and ticks, most of a redraw's time.
     """
 
     def __init__(
@@ -53,9 +56,11 @@ class Panel:
         dpi: int = 80,
         layout: str | None = "constrained",
         live: bool = False,
+        keep_figure: bool = False,
     ) -> None:
         self.sliders = dict(sliders)
         self.live = live
+        self.keep_figure = keep_figure
         # An opaque white background: Jupyter's inline backend makes new figures transparent,
         # and the panel must look the same in a kernel, in Voilà and headless.
         self.figure = Figure(figsize=figsize, dpi=dpi, layout=layout, facecolor="white")
@@ -90,7 +95,8 @@ class Panel:
         readout, so a readout that shows the new values means the new figure has gone out.
         """
         with self._lock:
-            self.figure.clear()
+            if not self.keep_figure:
+                self.figure.clear()
             with mpl.rc_context(COURSE_STYLE):
                 readout = self._draw(self.figure, **self.values)
             buf = io.BytesIO()
