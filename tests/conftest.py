@@ -5,17 +5,37 @@
   ``jax.jit``; a test taking ``run`` checks both paths (tracing must not change a result).
 * ``TINY_CONFIG``: the smallest training run (2 iterations of 2 envs × 16 steps, a (8,)
   network), for tests of the training machinery rather than of learning.
+* ``CARTPOLE_MODEL`` / ``CARTPOLE``, and the fixtures ``cartpole_params`` (a non-uniform policy,
+  an untrained critic) and ``cartpole_batch`` (4 × 32 steps of it): a CartPole actor-critic
+  small enough that nothing needs training.
 """
 
 import jax
 import pytest
 
-from course_lib import TrainConfig
+from course_lib import ActorCritic, Params, TrainConfig, collect_batch, make_env
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 TINY_CONFIG = TrainConfig(total_steps=2 * 2 * 16, num_envs=2, num_steps=16, minibatches=2,
                           hidden=(8,))
+
+
+CARTPOLE_MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(16,))
+CARTPOLE = make_env("CartPole-v1")
+
+
+@pytest.fixture(scope="session")
+def cartpole_params() -> Params:
+    """A non-uniform CartPole policy (its initialisation perturbed) and an untrained critic."""
+    pi, v = CARTPOLE_MODEL.init(jax.random.key(0))
+    return Params(pi + 0.3 * jax.random.normal(jax.random.key(1), pi.shape), v)
+
+
+@pytest.fixture(scope="session")
+def cartpole_batch(cartpole_params):
+    return collect_batch(cartpole_params, CARTPOLE_MODEL, CARTPOLE, jax.random.key(2),
+                         num_envs=4, num_steps=32)
 
 
 @pytest.fixture(params=["eager", "jit"])

@@ -13,31 +13,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import CARTPOLE, CARTPOLE_MODEL
 
 from course_lib.core.surrogate import surrogate
 from course_lib.lessons import l01_cliff as C
-from course_lib.rl.envs import make_env
 from course_lib.rl.evaluate import episode_returns
-from course_lib.rl.networks import ActorCritic, model_from_config
-from course_lib.rl.rollout import collect_batch
+from course_lib.rl.networks import model_from_config
 from course_lib.rl.train import Params
 
-MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(16,))
-ENV = make_env("CartPole-v1")
+MODEL, ENV = CARTPOLE_MODEL, CARTPOLE
 LOGITS = jax.jit(lambda theta, obs: MODEL.policy(theta, obs).logits)
 
 
 @pytest.fixture(scope="module")
-def params() -> Params:
-    """A non-uniform policy (perturbed init) and an untrained critic."""
-    pi, v = MODEL.init(jax.random.key(0))
-    pi = pi + 0.3 * jax.random.normal(jax.random.key(1), pi.shape)
-    return Params(pi, v)
+def params(cartpole_params) -> Params:
+    return cartpole_params
 
 
 @pytest.fixture(scope="module")
-def batch(params):
-    return collect_batch(params, MODEL, ENV, jax.random.key(2), num_envs=4, num_steps=32)
+def batch(cartpole_batch):
+    return cartpole_batch
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import CARTPOLE, CARTPOLE_MODEL
 
 from course_lib.rl.envs import make_env, set_gymnasium_state
 from course_lib.rl.evaluate import episode_returns
 from course_lib.rl.networks import ActorCritic
 
-MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(16,))
-ENV = make_env("CartPole-v1")
+MODEL, ENV = CARTPOLE_MODEL, CARTPOLE
 LOGITS = jax.jit(lambda theta, obs: MODEL.policy(theta, obs).logits)
 
 
 @pytest.fixture(scope="module")
-def theta() -> jax.Array:
-    """A non-uniform policy (a perturbed initialisation)."""
-    pi, _ = MODEL.init(jax.random.key(0))
-    return pi + 0.3 * jax.random.normal(jax.random.key(1), pi.shape)
+def theta(cartpole_params) -> jax.Array:
+    return cartpole_params.policy
 
 
 def _biased_policy(action: int | None) -> jax.Array:

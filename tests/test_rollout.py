@@ -7,29 +7,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import CARTPOLE, CARTPOLE_MODEL
 
 from course_lib import TrainConfig
 from course_lib.rl.envs import make_env
-from course_lib.rl.networks import ActorCritic, Params, model_from_config
+from course_lib.rl.networks import Params, model_from_config
 from course_lib.rl.rollout import collect_batch
 from course_lib.rl.train import init_carry, numbers, prepare, training_batch
 from course_lib.rl.trpo import batch_kl
 
-MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(16,))
-ENV = make_env("CartPole-v1")
+MODEL, ENV = CARTPOLE_MODEL, CARTPOLE
 
 
 @pytest.fixture(scope="module")
-def params() -> Params:
-    """A non-uniform policy (perturbed init) and an untrained critic."""
-    pi, v = MODEL.init(jax.random.key(0))
-    pi = pi + 0.3 * jax.random.normal(jax.random.key(1), pi.shape)
-    return Params(pi, v)
+def params(cartpole_params) -> Params:
+    return cartpole_params
 
 
 @pytest.fixture(scope="module")
-def batch(params):
-    return collect_batch(params, MODEL, ENV, jax.random.key(2), num_envs=4, num_steps=32)
+def batch(cartpole_batch):
+    return cartpole_batch
 
 
 def test_collect_batch_is_on_policy_with_normalised_gae(params, batch):
