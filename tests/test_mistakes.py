@@ -10,30 +10,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import CARTPOLE, CARTPOLE_MODEL
 
-from course_lib import TrainConfig, collect_batch, episode_returns
+from course_lib import TrainConfig, episode_returns
 from course_lib.lessons import l09_mistakes as M
 from course_lib.rl import ppo, trpo
-from course_lib.rl.envs import make_env
-from course_lib.rl.networks import ActorCritic
 from course_lib.rl.ppo import PPOHyper, optimizer, ppo_update
 from course_lib.rl.train import Params
 from course_lib.rl.trpo import TRPOHyper, trpo_policy_step
 from course_lib.widgets.l09_mistakes import epochs_panel
 
-MODEL = ActorCritic(obs_dim=4, n_actions=2, discrete=True, hidden=(16,))
-ENV = make_env("CartPole-v1")
+MODEL, ENV = CARTPOLE_MODEL, CARTPOLE
 
 
 @pytest.fixture(scope="module")
-def params() -> Params:
-    pi, v = MODEL.init(jax.random.key(0))
-    return Params(pi + 0.3 * jax.random.normal(jax.random.key(1), pi.shape), v)
+def params(cartpole_params) -> Params:
+    return cartpole_params
 
 
 @pytest.fixture(scope="module")
-def batch(params):
-    return collect_batch(params, MODEL, ENV, jax.random.key(2), num_envs=4, num_steps=32)
+def batch(cartpole_batch):
+    return cartpole_batch
 
 
 @pytest.fixture(scope="module")
