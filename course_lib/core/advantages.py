@@ -4,8 +4,8 @@ GAE (Schulman, Moritz, Levine, Jordan & Abbeel 2016, "High-Dimensional Continuou
 Control Using Generalized Advantage Estimation", eq. 16) estimates the advantage of each
 step of a rollout as an exponentially weighted sum of one-step TD errors:
 
-    δ_t = r_t + γ·V(s_{t+1}) − V(s_t)
-    Â_t = Σ_{l≥0} (γλ)^l δ_{t+l} = δ_t + γλ·Â_{t+1}
+    u_t = R_t + γ·V(s_{t+1}) − V(s_t)
+    Â_t = Σ_{l≥0} (γλ)^l u_{t+l} = u_t + γλ·Â_{t+1}
 
 λ = 0 gives the one-step TD error (low variance, biased by V); λ = 1 gives the Monte
 Carlo return minus V(s_t) (unbiased, high variance). The recursion runs backwards in
@@ -15,9 +15,9 @@ Episode boundaries inside a rollout need two different masks, because gymnasium'
 episodes end in two ways:
 
 - *terminated*: the MDP reached a terminal state, whose value is 0, so the TD error
-  must not bootstrap: δ_t = r_t − V(s_t).
+  must not bootstrap: u_t = R_t − V(s_t).
 - *truncated*: a time limit stopped the episode; the next state s_{t+1} still has a
-  value, so δ_t = r_t + γ·V(s_{t+1}) − V(s_t) with s_{t+1} the real final observation
+  value, so u_t = R_t + γ·V(s_{t+1}) − V(s_t) with s_{t+1} the real final observation
   (not the reset observation that follows it in the rollout).
 
 Either way, the next step belongs to a new episode, so Â_t must not include Â_{t+1}.
@@ -68,8 +68,8 @@ def gae_from_next_values(
 ) -> tuple[jax.Array, jax.Array]:
     """GAE with explicit next-state values, handling termination and truncation.
 
-        δ_t = r_t + γ·(1 − terminations_t)·next_values_t − values_t
-        Â_t = δ_t + γλ·(1 − episode_ends_t)·Â_{t+1},      Â_T = 0
+        u_t = R_t + γ·(1 − terminations_t)·next_values_t − values_t
+        Â_t = u_t + γλ·(1 − episode_ends_t)·Â_{t+1},      Â_T = 0
         returns_t = Â_t + values_t           (the λ-return, the value target)
 
     Args:
@@ -131,8 +131,8 @@ def gae(
 ) -> tuple[jax.Array, jax.Array]:
     """GAE over a rollout whose episode ends are all terminations (Schulman et al. 2016).
 
-        δ_t = r_t + γ·(1 − d_t)·V(s_{t+1}) − V(s_t),   V(s_T) = last_value
-        Â_t = δ_t + γλ·(1 − d_t)·Â_{t+1}
+        u_t = R_t + γ·(1 − d_t)·V(s_{t+1}) − V(s_t),   V(s_T) = last_value
+        Â_t = u_t + γλ·(1 − d_t)·Â_{t+1}
         returns_t = Â_t + V(s_t)
 
     This is ``gae_from_next_values`` with ``next_values = [values[1:], last_value]`` and

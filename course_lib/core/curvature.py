@@ -71,7 +71,7 @@ def fisher_vector_product(
         fixed (``jax.lax.stop_gradient``). Any twice-differentiable scalar function works;
         at ``θ_old`` its Hessian is the Fisher matrix (Schulman et al., 2015, Appendix C).
       params: the point where the Hessian is taken, any pytree (a flat vector is fine).
-      damping: ``λ ≥ 0`` added as ``λ v`` (Tikhonov damping: 0.1 in sb3-contrib, 1e-2 in
+      damping: ``μ ≥ 0`` added as ``μ v`` (Tikhonov damping: 0.1 in sb3-contrib, 1e-2 in
         OpenAI baselines). Keeps conjugate gradient well posed when ``F`` is singular.
 
     Returns:
@@ -122,7 +122,7 @@ def gauss_newton_fvp(
       output_fn: ``params → outputs``, any pytree of arrays.
       kl_of_outputs: ``outputs → scalar`` mean KL(π_old ‖ π(outputs)), π_old held fixed.
       params: where to take the product (θ_old for the Fisher), any pytree.
-      damping: ``λ ≥ 0`` added as ``λ v``.
+      damping: ``μ ≥ 0`` added as ``μ v``.
 
     Returns:
       ``fvp``, linear, pytree shaped like ``params`` in and out.

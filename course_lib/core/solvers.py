@@ -85,25 +85,25 @@ def conjugate_gradient(
     Conjugate gradient (Hestenes & Stiefel, 1952; Nocedal & Wright, Alg. 5.2), from
     ``x₀ = 0``::
 
-        r₀ = p₀ = b
-        αₖ = rₖᵀrₖ / pₖᵀA pₖ;   xₖ₊₁ = xₖ + αₖ pₖ;   rₖ₊₁ = rₖ − αₖ A pₖ
-        βₖ = rₖ₊₁ᵀrₖ₊₁ / rₖᵀrₖ;  pₖ₊₁ = rₖ₊₁ + βₖ pₖ
+        q₀ = p₀ = b                                   (q: the residual b − A x)
+        aₖ = qₖᵀqₖ / pₖᵀA pₖ;   xₖ₊₁ = xₖ + aₖ pₖ;   qₖ₊₁ = qₖ − aₖ A pₖ
+        mₖ = qₖ₊₁ᵀqₖ₊₁ / qₖᵀqₖ;  pₖ₊₁ = qₖ₊₁ + mₖ pₖ
 
     In exact arithmetic it solves an ``n × n`` system in at most ``n`` iterations; TRPO
     uses 10 (a truncated, approximate natural gradient ``F⁻¹ g``).
 
     The loop has a fixed length (``lax.fori_loop``) so it is jit-, vmap- and scan-able.
-    It stops updating ``x`` (the remaining iterations are masked) once ``‖r‖₂ ≤ tol``, or
+    It stops updating ``x`` (the remaining iterations are masked) once ``‖q‖₂ ≤ tol``, or
     when a step would be ill-defined: ``pᵀA p`` not ``> 0`` (``A`` singular or indefinite
-    along ``p``) or a non-finite ``α``. So ``b = 0`` returns ``x = 0`` after 0 iterations
+    along ``p``) or a non-finite ``a``. So ``b = 0`` returns ``x = 0`` after 0 iterations
     and no input gives NaN from the solver itself.
 
     Args:
       matvec: ``v ↦ A v``, linear, same pytree structure in and out as ``b``.
       b: the right-hand side, a flat vector or any pytree of arrays.
       iters: a Python int ≥ 1, the (static) number of iterations.
-      tol: stop once the residual norm ``‖r‖₂ ≤ tol`` (absolute; note that OpenAI baselines'
-        ``residual_tol=1e-10`` compares ``rᵀr``, i.e. ``‖r‖₂ ≤ 1e-5``).
+      tol: stop once the residual norm ``‖q‖₂ ≤ tol`` (absolute; note that OpenAI baselines'
+        ``residual_tol=1e-10`` compares ``qᵀq``, i.e. ``‖q‖₂ ≤ 1e-5``).
 
     Returns:
       ``(x, info)``: ``x`` with the structure of ``b``; ``info`` a :class:`CGInfo`.

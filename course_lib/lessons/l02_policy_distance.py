@@ -10,7 +10,7 @@ the *action distributions* move. This module measures both on the same perturbat
 Near θ_old the KL is a quadratic form in the step, KL(θ_old + r·d) ≈ ½ r² dᵀF d with F the
 Fisher information matrix (Kakade, 2001, "A Natural Policy Gradient"; Amari, 1998). So two
 perturbations of the same length r can move the policy by wildly different amounts: along the
-top eigenvector of F the KL is ½ λ_max r², along a random direction it is about ½ (tr F / P) r².
+top eigenvector of F the KL is ½ ν_max r², along a random direction it is about ½ (tr F / P) r².
 :func:`sensitive_direction` and :func:`random_direction` build those two directions,
 :func:`kl_along` measures the KL along a ray for many radii at once (``vmap``).
 
@@ -123,7 +123,7 @@ def random_direction(key: jax.Array, params: jax.Array) -> jax.Array:
 
     A random direction spreads its length over all P parameters, most of which the policy
     barely responds to: its KL is ½ r² dᵀF d ≈ ½ r² tr(F)/P on average, far below the
-    ½ r² λ_max of :func:`sensitive_direction` when F has a few large eigenvalues.
+    ½ r² ν_max of :func:`sensitive_direction` when F has a few large eigenvalues.
     """
     params = _check_vector(params, "params")
     return unit(jax.random.normal(key, params.shape, params.dtype))
@@ -159,8 +159,8 @@ def sensitive_direction(logits_fn: LogitsFn, params: jax.Array) -> tuple[jax.Arr
     """The most KL-sensitive direction: the top eigenvector of the Fisher matrix at ``params``.
 
     F = ∇²_θ mean KL(π_old‖π_θ) at θ_old (built with :func:`course_lib.core.curvature.dense_fisher`).
-    Among all unit vectors d, the top eigenvector maximises dᵀF d = λ_max, so for small r it is
-    the length-r perturbation with the largest KL, ≈ ½ λ_max r². The eigenvector's sign is
+    Among all unit vectors d, the top eigenvector maximises dᵀF d = ν_max, so for small r it is
+    the length-r perturbation with the largest KL, ≈ ½ ν_max r². The eigenvector's sign is
     arbitrary; it is fixed here so that its largest-magnitude entry is positive.
 
     Args:
@@ -168,7 +168,7 @@ def sensitive_direction(logits_fn: LogitsFn, params: jax.Array) -> tuple[jax.Arr
       params: ``[P]`` the parameters θ_old. P should be small (the matrix is ``[P, P]``).
 
     Returns:
-      ``(direction [P] of unit length, λ_max scalar)``.
+      ``(direction [P] of unit length, ν_max scalar)``.
     """
     fisher = fisher_matrix(logits_fn, params)
     eigenvalues, eigenvectors = jnp.linalg.eigh(0.5 * (fisher + fisher.T))
@@ -515,7 +515,7 @@ class DistanceSetup(NamedTuple):
       display_obs: ``[S, 4]`` the :data:`DISPLAY_STATES`.
       random_dir: ``[P]`` unit random direction.
       sensitive_dir: ``[P]`` unit top eigenvector of the Fisher at θ_old.
-      top_eigenvalue: λ_max of that Fisher.
+      top_eigenvalue: ν_max of that Fisher.
       fit_losses: ``[steps]`` cross-entropy during the fit.
     """
 

@@ -87,7 +87,7 @@ class TrainConfig:
     max_grad_norm: float = 0.5
     """Global-norm gradient clip of Adam's updates."""
     cg_damping: float = 0.1
-    """TRPO/NPG: damping λ in (F + λI) for CG."""
+    """TRPO/NPG: damping μ in (F + μI) for CG."""
     backtrack_ratio: float = 0.8
     """TRPO: line-search shrink factor."""
 

@@ -71,10 +71,10 @@ def batch_fvp(
     damping: float | jax.Array,
     fisher_subsample: int = 1,
 ):
-    """``v ↦ (F + λI)v``, F the Hessian of :func:`batch_kl` at ``policy_params`` (the Fisher).
+    """``v ↦ (F + μI)v``, F the Hessian of :func:`batch_kl` at ``policy_params`` (the Fisher).
 
     A Gauss–Newton product (:func:`course_lib.core.curvature.gauss_newton_fvp`) over every
-    ``fisher_subsample``-th state of ``batch`` (the TRPO paper used 10 %), ``λ = damping``.
+    ``fisher_subsample``-th state of ``batch`` (the TRPO paper used 10 %), ``μ = damping``.
     """
     obs = batch.obs[::fisher_subsample]
     old = jax.tree.map(lambda x: x[::fisher_subsample], jax.lax.stop_gradient(batch.dist_old))

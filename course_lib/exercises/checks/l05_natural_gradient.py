@@ -90,7 +90,7 @@ def check_fvp(fn: Callable) -> bool:
 
 
 def check_step_scale(fn: Callable) -> bool:
-    """``my_step_scale(direction, fvp, delta)`` → the scalar β = √(2δ / dᵀF d)."""
+    """``my_step_scale(direction, fvp, delta)`` → the scalar α = √(2δ / dᵀF d)."""
 
     def body() -> str:
         cases = [Case(c.label, (c.args[0], _MatVec(c.args[1]), c.args[2]))
@@ -104,9 +104,9 @@ def check_step_scale(fn: Callable) -> bool:
             return lambda d, fvp, delta: f(d, fvp.matrix, delta)
 
         compare(fn, cases, ref, rtol=1e-4, atol=1e-8,
-                shape_hint="return the scalar β; the step is β·d",
+                shape_hint="return the scalar α; the step is α·d",
                 wrong=[(via_matrix(f), m) for f, m in scale_variants(
-                    lambda s, beta: beta, "the step β·d")])
+                    lambda s, beta: beta, "the step α·d")])
         return f"correct on {len(cases)} cases"
 
     return verdict("trust-region step size", fn, body)
@@ -167,11 +167,11 @@ def check_cg_two_steps(fn: Callable) -> bool:
                 shape_hint="return x₂, shaped like b",
                 wrong=[
                     (_cg_variant(update_residual=False),
-                     ("your residual is never updated: after each step set r ← r − α·A p "
+                     ("your residual is never updated: after each step set q ← q − a·A p "
                       "(CG without the residual update keeps stepping along stale directions)")),
                     (_cg_variant(conjugate=False),
                      ("your new search direction ignores the previous one (that is steepest "
-                      "descent): p ← r_new + β·p with β = r_newᵀr_new / rᵀr")),
+                      "descent): p ← q_new + m·p with m = q_newᵀq_new / qᵀq")),
                     (_cg_variant(iters=1),
                      "you did one CG iteration; do exactly two"),
                     (_cg_variant(iters=3),
