@@ -2,9 +2,12 @@
 
 A number in a markdown cell of ``notebooks/NN_*.ipynb`` passes when
 
-1. a stored output of the same notebook prints it, to the precision the prose shows
-   ("0.56" matches a printed 0.5612; "11 %" matches a printed 11.2 or 0.112), or
-2. it is a literal of the notebook's own code (a setting the learner can see: ``delta=0.01``), or
+1. a stored output of the same section prints it (from one ``#``/``##`` heading to the next,
+   headings inside a markdown cell included; the lesson's title section and its "Summary"
+   may quote any output), to the precision the prose shows ("0.56" matches a printed 0.5612; "11 %"
+   matches a printed 11.2 or 0.112), or
+2. it is a literal of the code of its section or of the lesson's set-up (title) section: a
+   setting the learner can see (``delta=0.01``), or
 3. it is declared once as a constant of the lesson, with what it is, in the notebook's metadata
    ``course.prose_constants`` (``{"500": "CartPole-v1's episode cap"}``).
 
@@ -32,7 +35,11 @@ _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
 _TAG = re.compile(r"<[^>]+>")
 # 8 192 and 18,000 are one number; a digit run glued to letters (k3, CartPole-v1, 2D) is a name.
-_NUMBER = re.compile(r"(?<![\w.\-−/])(\d{1,3}(?:[ \u202f,]\d{3})+(?!\d)|\d+(?:\.\d+)?)(?![\w])")
+_NUMBER = re.compile(
+    r"(?<![\w.\-−/])(\d{1,3}(?:[ \u202f,]\d{3})+(?!\d)|\d+(?:\.\d+)?)(?![\w]|-\d)")
+# 9·10⁻⁵ is one number, 9e-05
+_SCIENTIFIC = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s?[·×]\s?10([⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
+_SUPER_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
 _OUTPUT_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _REFERENCE_WORDS = re.compile(
     r"(?:lessons?|section|§|eq\.|equation|theorem|figure|cell|step|exercise|chapter|part|appendix)"
@@ -49,11 +56,19 @@ class Claim(NamedTuple):
 
     @property
     def value(self) -> float:
+        m = _SCIENTIFIC.fullmatch(self.text)
+        if m:
+            return float(f"{m.group(1)}e{m.group(2).translate(_SUPER_DIGITS)}")
         return float(re.sub(r"[ \u202f,]", "", self.text))
 
     @property
-    def decimals(self) -> int:
-        return len(self.text.split(".")[1]) if "." in self.text else 0
+    def tolerance(self) -> float:
+        """Half a unit of the last digit shown: what rounding to the shown precision allows."""
+        m = _SCIENTIFIC.fullmatch(self.text)
+        mantissa = m.group(1) if m else self.text
+        decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+        scale = 10.0 ** float(m.group(2).translate(_SUPER_DIGITS)) if m else 1.0
+        return 0.5 * 10.0 ** -decimals * scale * (1 + 1e-9)
 
 
 def _strip(markdown: str) -> str:
@@ -73,25 +88,9 @@ def _is_reference(text: str, before: str, after: str) -> bool:
     return after[:1] in _SUPERSCRIPT or (text == "10" and after[:1] == "^")
 
 
-def claims(nb: dict) -> list[Claim]:
-    """Every checked number of the notebook's markdown cells, in order."""
-    found = []
-    for index, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "markdown":
-            continue
-        prose = _strip("".join(cell["source"]))
-        for m in _NUMBER.finditer(prose):
-            before, after = prose[max(0, m.start() - 20):m.start()], prose[m.end():m.end() + 3]
-            if _is_reference(m.group(1), before, after):
-                continue
-            context = prose[max(0, m.start() - 40):m.end() + 25].replace("\n", " ")
-            found.append(Claim(m.group(1), index, context))
-    return found
-
-
-def _output_text(nb: dict) -> str:
+def _output_text(cells: list[dict]) -> str:
     parts = []
-    for cell in nb["cells"]:
+    for cell in cells:
         for out in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
             parts.append("".join(out.get("text", "")))
             data = out.get("data", {})
@@ -100,16 +99,68 @@ def _output_text(nb: dict) -> str:
     return html.unescape("\n".join(parts))
 
 
-def printed_numbers(nb: dict) -> list[float]:
-    """Every number the stored outputs print (thousands separators joined)."""
-    text = re.sub(r"(?<=\d)[,\u202f](?=\d{3}\b)", "", _output_text(nb))
+def printed_numbers(cells: list[dict]) -> list[float]:
+    """Every number the stored outputs of ``cells`` print (thousands separators joined)."""
+    text = re.sub(r"(?<=\d)[,\u202f](?=\d{3}\b)", "", _output_text(cells))
     return [float(x) for x in _OUTPUT_NUMBER.findall(text)]
 
 
-def code_literals(nb: dict) -> set[float]:
-    """Numeric literals of the notebook's code cells: the settings a learner reads in the code."""
+_HEADING = re.compile(r"^#{1,2}\s+(.*)$", re.M)
+
+
+def sections(nb: dict) -> tuple[list[tuple[int, int, str]], dict[int, list[dict]],
+                                dict[int, list[dict]]]:
+    """Split the lesson at its ``#``/``##`` headings (also those inside a markdown cell).
+
+    Returns the markdown pieces as ``(cell index, section, text)``, per section the code cells
+    whose outputs its prose may quote, and per section its own code cells. A section speaks about itself;
+    the lesson's title section and a section named "Summary" may quote the whole lesson.
+    """
+    pieces, code, whole = [], {}, set()
+    section = 0
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            code.setdefault(section, []).append(cell)
+            continue
+        if cell["cell_type"] != "markdown":
+            continue
+        text, start = "".join(cell["source"]), 0
+        for m in _HEADING.finditer(text):
+            pieces.append((index, section, text[start:m.start()]))
+            section, start = section + 1, m.start()
+            if section == 1 or re.match(r"summary", m.group(1), re.I):
+                whole.add(section)
+        pieces.append((index, section, text[start:]))
+    everything = [c for cells in code.values() for c in cells]
+    scope = {k: everything if k in whole or k == 0 else code.get(k, [])
+             for k in range(section + 1)}
+    return pieces, scope, code
+
+
+def claims(nb: dict) -> list[tuple[Claim, int]]:
+    """Every checked number of the notebook's markdown, with the section it is stated in."""
+    found = []
+    for index, section, piece in sections(nb)[0]:
+        prose = _strip(piece)
+        for m in _SCIENTIFIC.finditer(prose):
+            context = prose[max(0, m.start() - 40):m.end() + 25].replace("\n", " ")
+            found.append((Claim(m.group(0), index, context), section))
+        prose = _SCIENTIFIC.sub(" ", prose)
+        for m in _NUMBER.finditer(prose):
+            if m.group(1) in ("0", "1"):
+                continue  # 1 − ε, r = 1, θ₀ = 0: the identities of the formulas
+            before, after = prose[max(0, m.start() - 20):m.start()], prose[m.end():m.end() + 3]
+            if _is_reference(m.group(1), before, after):
+                continue
+            context = prose[max(0, m.start() - 40):m.end() + 25].replace("\n", " ")
+            found.append((Claim(m.group(1), index, context), section))
+    return found
+
+
+def code_literals(cells: list[dict]) -> set[float]:
+    """Numeric literals of code cells: the settings a learner reads in the code."""
     out = set()
-    for cell in nb["cells"]:
+    for cell in cells:
         if cell["cell_type"] == "code":
             src = re.sub(r"#.*", "", "".join(cell["source"]))
             out.update(float(x) for x in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", src))
@@ -124,23 +175,23 @@ def declared_constants(nb: dict) -> dict[str, str]:
     return consts
 
 
-def _shown(claim: Claim, number: float) -> bool:
-    tolerance = 0.5 * 10.0 ** -claim.decimals + 1e-9
-    return abs(number - claim.value) <= tolerance
+def _shown(claim: Claim, number: float, scale: float = 1.0) -> bool:
+    return abs(number * scale - claim.value) <= claim.tolerance
 
 
 def unsupported(nb: dict) -> list[Claim]:
-    """The claims that no output prints, no code sets and no constant declares."""
-    printed = printed_numbers(nb)
-    literals = code_literals(nb)
+    """The claims that no output of their section prints, no code sets and no constant declares."""
     declared = {float(k.replace(" ", "").replace(",", "")) for k in declared_constants(nb)}
+    _, scope, own = sections(nb)
+    setup = own.get(1, []) + own.get(0, [])
+    printed = {k: printed_numbers(cells + setup) for k, cells in scope.items()}
+    literals = {k: code_literals(own.get(k, []) + setup) for k in scope}
     bad = []
-    for claim in claims(nb):
+    for claim, section in claims(nb):
         percent = claim.context.split(claim.text, 1)[-1].lstrip(" \u202f").startswith("%")
-        scaled = Claim(f"{claim.value / 100:.{claim.decimals + 2}f}", claim.cell, claim.context)
-        if claim.value in literals or claim.value in declared:
+        if claim.value in literals[section] or claim.value in declared:
             continue
-        if any(_shown(claim, x) or (percent and _shown(scaled, x)) for x in printed):
+        if any(_shown(claim, x) or (percent and _shown(claim, x, 100.0)) for x in printed[section]):
             continue
         bad.append(claim)
     return bad

@@ -48,7 +48,26 @@ def test_code_literals_and_declared_constants_support_settings():
 def test_references_math_and_code_are_not_results():
     prose = ("## 5 · Title\nLesson 04, section 7 and eq. 12 (Schulman et al., 2015) say $x = 0.37$ "
              "with `delta=0.93` and a rate 2.5·10⁻³ [see](http://a.b/c/123).")
-    assert texts(notebook(prose, printed="2.5")) == []
+    assert texts(notebook(prose, printed="lr 0.0025")) == []
+
+
+def test_powers_of_ten_are_read_as_one_number():
+    assert texts(notebook("changed the KL by 9·10⁻⁵", printed="kl 9e-05")) == []
+    assert texts(notebook("changed the KL by 9·10⁻⁵", printed="kl 9e-04")) == ["9·10⁻⁵"]
+
+
+def test_a_section_quotes_its_own_outputs_and_the_summary_quotes_all():
+    def cell(kind, text):
+        if kind == "code":
+            return {"cell_type": "code", "source": "", "metadata": {},
+                    "outputs": [{"output_type": "stream", "name": "stdout", "text": text}]}
+        return {"cell_type": "markdown", "source": text, "metadata": {}}
+
+    nb = {"metadata": {}, "cells": [
+        cell("md", "# Title"), cell("md", "## 1 · First"), cell("code", "ratio 1.71"),
+        cell("md", "The ratio is 1.7.\n\n## 2 · Second"), cell("code", "gain 0.33"),
+        cell("md", "The gain is 0.33, the ratio 1.7."), cell("md", "## Summary\nratio 1.7, gain 0.33")]}
+    assert [(c.text, c.cell) for c in check_prose.unsupported(nb)] == [("1.7", 5)]
 
 
 def test_thousands_are_one_number():
