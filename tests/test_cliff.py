@@ -255,18 +255,19 @@ def test_panel_redraws_on_every_slider_move(setup):
     for alpha in (0.5, 30.0, 2.0):
         panel.sliders["step_size"].value = alpha
         view = C.step_view(setup, alpha)
-        ax_p, ax_r, ax_d = panel.figure.axes
+        ax_p, ax_r, ax_d, ax_w = panel.figure.axes
         np.testing.assert_allclose(ax_p.lines[1].get_ydata(), view.p_new, rtol=1e-5)
         marker = ax_r.lines[-1]
         assert math.isclose(float(marker.get_xdata()[0]), alpha, rel_tol=1e-6)
         assert math.isclose(
             float(marker.get_ydata()[0]), float(view.outcome.mean_return), rel_tol=1e-6
         )
-        np.testing.assert_allclose(
-            ax_d.lines[-1].get_ydata(),
-            [float(view.outcome.change.kl), float(view.outcome.change.rel_l2)],
-            rtol=1e-5,
-        )
+        # Each distance has its own axis: the KL (nats) on the left, ‖Δθ‖/‖θ_old‖ on the right.
+        np.testing.assert_allclose(ax_d.lines[-1].get_ydata(), [float(view.outcome.change.kl)],
+                                   rtol=1e-5)
+        np.testing.assert_allclose(ax_w.lines[-1].get_ydata(),
+                                   [float(view.outcome.change.rel_l2)], rtol=1e-5)
+        assert "nats" in ax_d.get_ylabel() and "‖Δθ‖" in ax_w.get_ylabel()
         nums = _numbers(panel.readout.value)
         c = view.outcome.change
         assert math.isclose(nums[0], alpha, rel_tol=1e-2)

@@ -22,14 +22,19 @@ from course_lib.lessons.l08_trpo_vs_ppo import (
     KL_BINS,
     SEED_TABLE,
     SOLVE_THRESHOLD,
+    compare_seeds,
     compare_view,
     count_code_lines,
     evaluate_seeds,
     format_table,
     kl_bins,
     kl_histogram,
+    matched_delta,
     measured_rows,
     median_steps,
+    reached_or_cap,
+    seed_medians,
+    select_run,
     smooth,
     solve_rate,
     steps_to_threshold,
@@ -38,7 +43,9 @@ from course_lib.lessons.l08_trpo_vs_ppo import (
     time_per_update,
     update_code_lines,
     update_functions,
+    worst_after_reaching,
 )
+from course_lib.lessons.stats import iqm_difference, iqm_interval
 from course_lib.rl.envs import env_spec
 from course_lib.widgets.l08_trpo_vs_ppo import compare_panel
 
@@ -135,6 +142,88 @@ def test_summarize_collects_the_numbers():
         summarize(RESULTS["trpo"], config, [500.0, 470.0])
     with pytest.raises(ValueError, match="threshold"):
         summarize(RESULTS["trpo"], config.replace(env="Acrobot-v1"), [0.0, 0.0, 0.0])
+
+
+def test_summarize_per_seed_kl_and_capped_steps():
+    s = summarize(RESULTS["ppo"], TrainConfig(), [500.0, 500.0, 500.0])
+    np.testing.assert_allclose(s.kl_seed, [np.median(k) for k in KL_B])
+    np.testing.assert_array_equal(s.steps_capped, [500.0, 300.0, 300.0])
+
+
+def test_seed_medians():
+    np.testing.assert_allclose(seed_medians(KL_A), [5e-3, 6e-3, 7e-3])
+    np.testing.assert_allclose(seed_medians(np.stack([KL_A, KL_B])),
+                               [[np.median(k) for k in KL_A], [np.median(k) for k in KL_B]])
+    with pytest.raises(ValueError, match="values"):
+        seed_medians(KL_A[0])
+
+
+def test_reached_or_cap():
+    np.testing.assert_array_equal(reached_or_cap([300.0, np.nan, 100.0], 500.0), [300.0, 500.0, 100.0])
+    with pytest.raises(ValueError, match="cap"):
+        reached_or_cap([600.0], 500.0)
+    with pytest.raises(ValueError, match="cap"):
+        reached_or_cap([100.0], np.inf)
+
+
+def test_worst_after_reaching_matches_a_loop():
+    ret = np.array([[10.0, 480.0, 200.0, 490.0, 500.0],
+                    [10.0, 20.0, 30.0, 40.0, 50.0],
+                    [500.0, 500.0, 500.0, 470.0, 500.0]])
+    got = worst_after_reaching(ret, 475.0)
+    for s, curve in enumerate(ret):
+        hits = np.nonzero(curve >= 475.0)[0]
+        if hits.size:
+            assert got[s] == curve[hits[0]:].min()
+        else:
+            assert math.isnan(got[s])
+    np.testing.assert_array_equal(got[[0, 2]], [200.0, 470.0])
+    assert worst_after_reaching(ret[0], 475.0) == 200.0
+
+
+def test_matched_delta_scales_by_trpos_kl_fraction():
+    kl = np.array([0.03, 0.04, 0.05])      # median 0.04 at delta 0.05: updates end at 0.8 delta
+    assert matched_delta(0.0072, kl, 0.05) == pytest.approx(0.009)
+    assert matched_delta(0.0072, kl, 0.05, digits=2) == pytest.approx(0.009)
+    assert matched_delta(0.0076, kl, 0.05, digits=2) == pytest.approx(0.0095)
+    assert matched_delta(0.04, kl, 0.05) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="target_kl"):
+        matched_delta(0.0, kl, 0.05)
+    with pytest.raises(ValueError, match="delta"):
+        matched_delta(0.01, kl, -1.0)
+    with pytest.raises(ValueError, match="kl"):
+        matched_delta(0.01, [0.0, 0.0], 0.05)
+
+
+def test_compare_seeds_uses_the_stats_module():
+    a = np.array([500.0, 480.0, 490.0, 300.0, 500.0, 495.0])
+    b = np.array([200.0, 250.0, 210.0, 230.0, 220.0, 240.0])
+    c = compare_seeds(a, b)
+    assert c.a == iqm_interval(a) and c.b == iqm_interval(b)
+    assert c.diff == iqm_difference(a, b)
+    assert c.seeds == (6, 6) and not c.within_noise
+    text = str(c)
+    assert text.startswith("TRPO ") and "beyond the noise of 6 seeds" in text
+    assert "TRPO − PPO +" in text
+    same = compare_seeds(a, a[::-1], names=("x", "y"), fmt=".0f")
+    assert same.within_noise and str(same).endswith("within the noise of 6 seeds")
+    assert "x − y +0 [" in str(same)
+    assert "3 and 6 seeds" in str(compare_seeds(a[:3], b))
+
+
+def test_select_run_takes_one_setting():
+    ret = np.stack([RET_A, RET_B])
+    swept = TrainResult({"w": np.arange(6.0).reshape(2, 3)}, np.broadcast_to(STEPS, ret.shape),
+                        ret, {"kl": np.stack([KL_A, KL_B])})
+    one = select_run(swept, 1)
+    np.testing.assert_array_equal(one.mean_return, RET_B)
+    np.testing.assert_array_equal(one.diagnostics["kl"], KL_B)
+    np.testing.assert_array_equal(one.params["w"], [3.0, 4.0, 5.0])
+    np.testing.assert_array_equal(one.env_steps[0], STEPS)
+    with pytest.raises(ValueError, match="index"):
+        select_run(swept, 2)
+    with pytest.raises(ValueError, match="result"):
+        select_run(RESULTS["trpo"], 0)
 
 
 def test_evaluate_seeds_needs_a_seed_axis():
@@ -261,9 +350,13 @@ def test_measured_rows_and_seed_table():
     }}
     rows = measured_rows(summaries, {"CartPole-v1": {"trpo": 0.0504, "ppo": 0.0316}},
                          {"trpo": 176, "ppo": 60})
+    trpo_steps = iqm_interval([300.0, 400.0, 500.0])   # the third seed never: the run's 500
+    ppo_steps = iqm_interval([500.0, 300.0, 300.0])
+    text = lambda e, note="": f"{e.value:,.0f} [{e.lo:,.0f}, {e.hi:,.0f}]{note}"
     assert rows == [
         ("CartPole-v1: solved (greedy ≥ 475)", "2/3 seeds", "3/3 seeds"),
-        ("CartPole-v1: steps to mean return ≥ 475", "400 (median)", "300 (median)"),
+        ("CartPole-v1: steps to mean return ≥ 475 (IQM)", text(trpo_steps, ", 1 never"),
+         text(ppo_steps, ", 1 never")),
         ("CartPole-v1: time per update", "50 ms", "32 ms"),
         ("Lines of update code", "176", "60"),
     ]

@@ -161,7 +161,7 @@ def test_scale_study_reference_step_is_the_library_trpo_step(params, batch, scal
     new, _ = jax.jit(trpo_policy_step, static_argnames="model")(params.policy, batch, hp,
                                                                 model=MODEL)
     np.testing.assert_allclose(scale.reference_step, new - params.policy, rtol=1e-4, atol=1e-6)
-    # the η of the gradient step makes its c = 1 step as long as TRPO's
+    # the learning rate α of the gradient step makes its c = 1 step as long as TRPO's
     g = _surrogate_gradient(params.policy, batch)
     assert scale.lr * float(jnp.linalg.norm(g)) == pytest.approx(
         float(jnp.linalg.norm(scale.reference_step)), rel=1e-4)
@@ -172,7 +172,7 @@ def test_scale_study_gradient_and_penalty_grow_with_scale(params, batch, scale):
     for i in range(3):
         expected = _kl(params.policy + scale.lr * scale.scales[i] * g, batch)
         assert scale.gradient_kl[i] == pytest.approx(expected, rel=1e-3, abs=1e-8)
-    # KL of θ + η·c·g is quadratic in c for small steps: 10x c → ~100x KL
+    # KL of θ + α·c·g is quadratic in c for small steps: 10x c → ~100x KL
     assert scale.gradient_kl[1] / scale.gradient_kl[0] == pytest.approx(100.0, rel=0.15)
     assert scale.penalty_kl[2] > scale.penalty_kl[1] > scale.penalty_kl[0]
 

@@ -38,6 +38,7 @@ from course_lib.lessons.l04_trust_region import (
     toy_natural_step,
     toy_surrogate_gain,
     toy_trust_region,
+    two_action_split,
 )
 from course_lib.rl.envs import make_env
 from course_lib.rl.networks import ActorCritic, Params
@@ -279,6 +280,18 @@ def test_kl_sweep_hits_its_target_kls(tiny):
         kl_sweep(TINY, pi, v, jax.random.key(4), (0.01, -1.0))
     with pytest.raises(ValueError, match="episodes"):
         kl_sweep(TINY, pi, v, jax.random.key(4), (0.01,), episodes=0)
+
+
+def test_two_action_split_inverts_the_kl_of_a_fifty_fifty_choice():
+    assert two_action_split(0.0) == 0.5
+    for kl in (1e-4, 2e-3, 0.01, 0.1, 2.0):
+        p = two_action_split(kl)
+        assert 0.5 < p < 1.0
+        exact = 0.5 * math.log(0.5 / p) + 0.5 * math.log(0.5 / (1.0 - p))
+        assert exact == pytest.approx(kl, rel=1e-9)
+    assert round(100 * two_action_split(0.01)) == 57
+    with pytest.raises(ValueError, match="kl"):
+        two_action_split(-0.1)
 
 
 def test_regime_table_counts_collapses_per_band():

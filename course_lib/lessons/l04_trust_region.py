@@ -78,6 +78,7 @@ __all__ = [
     "toy_logits",
     "toy_natural_step",
     "toy_surrogate_gain",
+    "two_action_split",
     "toy_trust_region",
 ]
 
@@ -276,8 +277,8 @@ class ToyTrustRegion(NamedTuple):
       quadratic_boundary: ``[N, 2]`` the ellipse ½ ΔθᵀF Δθ = δ of TRPO's quadratic model.
       optimum, optimum_gain, optimum_kl: the exact constrained optimum.
       natural, natural_gain, natural_kl: θ_old + TRPO's step (:func:`toy_natural_step`).
-      gradient, gradient_gain, gradient_kl: θ_old + η g, the plain gradient step.
-      lr: η of the plain gradient step.
+      gradient, gradient_gain, gradient_kl: θ_old + α g, the plain gradient step.
+      lr: α, the learning rate of the plain gradient step.
       gradient_cut, gradient_cut_gain: where the gradient direction crosses KL = δ, and its
         gain there: the best a step along g can do inside the region.
     """
@@ -351,13 +352,13 @@ def toy_trust_region(
 ) -> ToyTrustRegion:
     """The toy's trust-region picture at ``delta``: grids, boundaries and three steps.
 
-    Jitted once per ``(grid, n_angles)``; a new δ, η or toy reuses the compiled program
+    Jitted once per ``(grid, n_angles)``; a new δ, α or toy reuses the compiled program
     (a few milliseconds), which is what lets the δ slider answer instantly.
 
     Args:
       delta: δ > 0, the KL bound in nats.
       toy: the :class:`SoftmaxToy`.
-      lr: η > 0 of the plain (unconstrained) gradient step θ_old + η g.
+      lr: α > 0, the learning rate of the plain (unconstrained) gradient step θ_old + α g.
       grid: points per axis of the surrogate/KL grids (≥ 8).
       n_angles: points on each boundary curve (≥ 8).
     """
@@ -561,6 +562,21 @@ KL_REGIMES = (
 """(name, low, high) of the KL bands: the seed's table (≈ 0, 0.01, > 0.1) and the gap between."""
 
 
+def two_action_split(kl: float) -> float:
+    """What a KL means for one two-action choice: the p ≥ ½ with KL((½, ½)‖(p, 1 − p)) = ``kl``.
+
+    KL((½, ½)‖(p, 1 − p)) = −½·log(4p(1 − p)), so p = (1 + √(1 − e^(−2·kl))) / 2: a 50/50
+    choice that moves by a KL of 0.01 nats becomes about 57/43 (NumPy, not jit).
+
+    Args:
+      kl: a KL in nats, ≥ 0.
+    """
+    kl = float(kl)
+    if not kl >= 0.0:
+        raise ValueError(f"kl must be >= 0, got {kl}")
+    return 0.5 * (1.0 + math.sqrt(-math.expm1(-2.0 * kl)))
+
+
 class RegimeRow(NamedTuple):
     """One KL band of :func:`regime_table`: its updates and how many collapsed."""
 
@@ -628,12 +644,12 @@ class AdvantageScaleTable(NamedTuple):
     Attributes:
       scales: ``[C]`` the factors c the advantages were multiplied by.
       grad_norm: ``[C]`` ‖g_c‖₂ of the surrogate gradient with advantages c·A.
-      gradient_kl: ``[C]`` exact KL of the plain gradient step θ + η g_c.
+      gradient_kl: ``[C]`` exact KL of the plain gradient step θ + α g_c.
       trust_region_kl: ``[C]`` exact KL of TRPO's step s_c = F⁻¹g_c·√(2δ / g_cᵀF⁻¹g_c).
       trust_region_norm: ``[C]`` ‖s_c‖₂.
       penalty_kl: ``[C]`` exact KL of the optimum of the quadratic model of the penalised
         objective g_cᵀs − β·½ sᵀF s, i.e. s = F⁻¹g_c / β.
-      lr: η, tuned so that the gradient step has KL = ``reference_kl`` at c = 1.
+      lr: α, tuned so that the gradient step has KL = ``reference_kl`` at c = 1.
       delta, beta: the trust region δ and the penalty coefficient β used.
     """
 
@@ -687,13 +703,13 @@ def advantage_scale_table(
 
     The surrogate is linear in A, so g_c = c·g. Then
 
-    * a plain gradient step η·g_c has KL ≈ ½ c² η² gᵀF g: it grows like c²;
+    * a plain gradient step α·g_c has KL ≈ ½ c² α² gᵀF g: it grows like c²;
     * TRPO's step F⁻¹g_c·√(2δ / g_cᵀF⁻¹g_c) does not depend on c at all (c cancels): its
       KL stays ≈ δ, because the constraint fixes the step's size and g only its direction;
     * the optimum of a fixed-β penalty, F⁻¹g_c / β, grows like c (KL like c²): a penalty
       coefficient tuned for one advantage scale is wrong for another (lesson 09).
 
-    The learning rate η is tuned by bisection so that the c = 1 gradient step has KL =
+    The learning rate α is tuned by bisection so that the c = 1 gradient step has KL =
     ``reference_kl``; the Fisher-vector products use ``damping`` (also inside the TRPO
     step's scaling, as in :func:`course_lib.rl.trpo.trpo_policy_step`).
 

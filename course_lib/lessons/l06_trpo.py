@@ -4,10 +4,10 @@ One TRPO update (Schulman et al. 2015, "Trust Region Policy Optimization", §6 a
 Appendix C) of the policy parameters θ_old on a batch is four numbered steps:
 
 1. the policy gradient ``g = ∇_θ L(θ_old)`` of the surrogate ``L(θ) = E_t[r_t(θ)·Â_t]``;
-2. conjugate gradient for the direction ``d ≈ (F + λI)⁻¹ g`` from Fisher-vector products
+2. conjugate gradient for the direction ``d ≈ (F + μI)⁻¹ g`` from Fisher-vector products
    (:func:`course_lib.conjugate_gradient`, :func:`course_lib.gauss_newton_fvp`);
 3. the step scaled to the edge of the quadratic trust region,
-   ``s = d·√(2δ / dᵀ(F + λI)d)``, so that ``½ sᵀ(F + λI)s = δ``
+   ``s = d·√(2δ / dᵀ(F + μI)d)``, so that ``½ sᵀ(F + μI)s = δ``
    (:func:`course_lib.trust_region_step`);
 4. a backtracking line search over ``θ_old + 0.8ᵏ·s`` that keeps the first fraction whose
    *exact* mean KL(π_old‖π_θ) is ≤ δ and whose surrogate improves
@@ -72,15 +72,15 @@ class UpdateAnatomy(NamedTuple):
 
     Attributes:
       gradient: ``[P]`` the policy gradient ``g = ∇L(θ_old)``.
-      cg_residuals: ``[cg_iters + 1]`` CG's residual norms ``‖g − (F + λI)x_k‖₂`` for
+      cg_residuals: ``[cg_iters + 1]`` CG's residual norms ``‖g − (F + μI)x_k‖₂`` for
         ``k = 0 … cg_iters`` (``x_0 = 0``, so entry 0 is ``‖g‖``).
-      direction: ``[P]`` CG's solution ``d ≈ (F + λI)⁻¹ g``.
-      true_residual: ``‖g − (F + λI)d‖₂`` recomputed with one more Fisher-vector product.
-      dFd: ``dᵀ(F + λI)d``, the curvature of the KL model along ``d``.
-      scale: ``√(2δ / dᵀ(F + λI)d)``, the factor from ``d`` to the full step.
+      direction: ``[P]`` CG's solution ``d ≈ (F + μI)⁻¹ g``.
+      true_residual: ``‖g − (F + μI)d‖₂`` recomputed with one more Fisher-vector product.
+      dFd: ``dᵀ(F + μI)d``, the curvature of the KL model along ``d``.
+      scale: ``√(2δ / dᵀ(F + μI)d)``, the factor from ``d`` to the full step.
       full_step: ``[P]`` ``s = scale·d``; θ_old + s is the natural policy gradient step.
-      quadratic_kl: ``½ sᵀ(F + λI)s``, the damped quadratic KL model of ``s`` (= δ).
-      quadratic_kl_undamped: ``½ sᵀF s``, the same model without the damping term ``½λ‖s‖²``.
+      quadratic_kl: ``½ sᵀ(F + μI)s``, the damped quadratic KL model of ``s`` (= δ).
+      quadratic_kl_undamped: ``½ sᵀF s``, the same model without the damping term ``½μ‖s‖²``.
       linear_gain: ``gᵀs``, the linear model of the surrogate's improvement.
       full_step_kl: the exact mean KL(π_old‖π_{θ_old+s}) of the full step.
       line_search: :class:`course_lib.core.solvers.LineSearchInfo` with every fraction evaluated
@@ -104,7 +104,7 @@ class UpdateAnatomy(NamedTuple):
 
 
 def _fisher_products(policy_params, batch, model, cg_damping, fisher_subsample):
-    """``(v ↦ (F + λI)v, v ↦ F v)`` from every ``fisher_subsample``-th state, as in training."""
+    """``(v ↦ (F + μI)v, v ↦ F v)`` from every ``fisher_subsample``-th state, as in training."""
     damped = batch_fvp(policy_params, batch, model, cg_damping, fisher_subsample)
     plain = batch_fvp(policy_params, batch, model, 0.0, fisher_subsample)
     return damped, plain
@@ -183,9 +183,9 @@ def dissect_trpo_update(
     The steps (Schulman et al. 2015, Appendix C), each a library call:
 
     * ``g = ∇L(θ_old)`` (:func:`batch_surrogate`);
-    * ``d = CG((F + λI), g)`` with ``cg_iters`` iterations of Gauss–Newton Fisher-vector
+    * ``d = CG((F + μI), g)`` with ``cg_iters`` iterations of Gauss–Newton Fisher-vector
       products on every ``fisher_subsample``-th state;
-    * ``s = d·√(2δ / dᵀ(F + λI)d)``;
+    * ``s = d·√(2δ / dᵀ(F + μI)d)``;
     * the first ``k`` with ``KL(θ_old + rᵏs) ≤ δ`` and ``L(θ_old + rᵏs) > L(θ_old)``,
       ``r = backtrack_ratio``, ``k < max_backtracks``.
 

@@ -19,6 +19,14 @@ numbers the lesson compares: seed bands of the learning curves and of the KL per
 (:func:`count_code_lines`, :func:`update_code_lines`); then the seed's TRPO-vs-PPO table
 extended with those measurements (:func:`measured_rows`, :func:`format_table`), and the
 view behind the lesson's panel (:func:`compare_view`).
+
+Every comparison over seeds is an interquartile mean with a 95 % bootstrap interval
+(:mod:`course_lib.lessons.stats`): :func:`compare_seeds` puts two algorithms' per-seed numbers
+side by side with their difference; :func:`seed_medians` gives each seed's median KL per
+update, :func:`reached_or_cap` each seed's steps to a threshold, :func:`worst_after_reaching`
+each seed's deepest fall after first reaching it. :func:`matched_delta` picks the δ at which
+TRPO's KL per update matches another algorithm's, and :func:`select_run` takes one setting out
+of a swept ``train_many`` result.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import numpy as np
 
 from course_lib._validate import check_int_at_least
 from course_lib.lessons.common import SeedBand, seed_band
+from course_lib.lessons.stats import Difference, Estimate, iqm_difference, iqm_interval
 from course_lib.rl.algos import get_algo, init_opt_state
 from course_lib.rl.config import TrainConfig
 from course_lib.rl.networks import ActorCritic, Params, model_from_config
@@ -51,14 +60,20 @@ __all__ = [
     "SOLVE_THRESHOLD",
     "AlgoSummary",
     "CompareView",
+    "SeedComparison",
+    "compare_seeds",
     "compare_view",
     "count_code_lines",
     "evaluate_seeds",
     "format_table",
     "kl_bins",
     "kl_histogram",
+    "matched_delta",
     "measured_rows",
     "median_steps",
+    "reached_or_cap",
+    "seed_medians",
+    "select_run",
     "smooth",
     "solve_rate",
     "steps_to_threshold",
@@ -67,6 +82,7 @@ __all__ = [
     "time_per_update",
     "update_code_lines",
     "update_functions",
+    "worst_after_reaching",
 ]
 
 SOLVE_THRESHOLD = {"CartPole-v1": 475.0, "Pendulum-v1": -250.0}
@@ -170,6 +186,135 @@ def solve_rate(scores, threshold: float) -> float:
     return float(np.mean(arr >= threshold))
 
 
+# ------------------------------------------------------------------------------------------
+# Comparisons over seeds
+# ------------------------------------------------------------------------------------------
+
+
+def seed_medians(values) -> np.ndarray:
+    """Each seed's median over its updates: ``values [..., S, I]`` → ``[..., S]``.
+
+    Applied to ``diagnostics["kl"]`` it gives one typical KL per update for each seed, the
+    per-seed number that :func:`compare_seeds` compares between algorithms.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim < 2 or arr.shape[-1] < 1:
+        raise ValueError(f"values must have shape [..., seeds, iterations], got shape {arr.shape}")
+    return np.median(arr, axis=-1)
+
+
+def reached_or_cap(steps, cap: float) -> np.ndarray:
+    """:func:`steps_to_threshold` with a seed that never got there counted as ``cap`` steps.
+
+    ``cap`` is the run's length: a lower bound on the steps such a seed would need, so an
+    algorithm with unreached seeds looks faster than it is, never slower. Returns ``[S]``
+    float64, all finite, ready for :func:`compare_seeds`.
+    """
+    arr = np.asarray(steps, dtype=np.float64)
+    if not np.isfinite(cap) or cap <= 0:
+        raise ValueError(f"cap must be a positive finite number of steps, got {cap}")
+    if np.any(arr[np.isfinite(arr)] > cap):
+        raise ValueError(f"cap ({cap}) must be at least every seed's steps, got {arr}")
+    return np.where(np.isnan(arr), float(cap), arr)
+
+
+def worst_after_reaching(mean_return, threshold: float) -> np.ndarray:
+    """Each seed's lowest mean return after it first reached ``threshold``.
+
+    ``mean_return [..., I]`` → ``[...]`` float64: the minimum over the iterations from the
+    first one at ``threshold`` (included) to the end; NaN for a seed that never reached it.
+    A value well below ``threshold`` means the seed fell back after solving.
+    """
+    ret = np.asarray(mean_return, dtype=np.float64)
+    if ret.ndim < 1 or ret.shape[-1] < 1:
+        raise ValueError(f"mean_return must have at least one iteration, got shape {ret.shape}")
+    reached = ret >= threshold
+    after = np.cumsum(reached, axis=-1) > 0
+    worst = np.where(after, ret, np.inf).min(axis=-1)
+    return np.where(reached.any(axis=-1), worst, np.nan)
+
+
+def matched_delta(target_kl: float, kl, delta: float, digits: int = 1) -> float:
+    """The trust region δ at which TRPO's median KL per update should be ``target_kl``.
+
+    TRPO's updates end at a steady fraction of δ: ``f = median(kl) / delta`` over the updates
+    ``kl`` of a TRPO run at ``delta`` (lesson 06 measured 0.7 to 0.8 over a hundredfold range
+    of δ). The returned δ is ``target_kl / f``, rounded to ``digits`` significant figures so
+    that the setting reads as a plain number.
+    """
+    check_int_at_least(digits, 1, "digits")
+    if not (np.isfinite(target_kl) and target_kl > 0):
+        raise ValueError(f"target_kl must be a positive KL, got {target_kl}")
+    if not (np.isfinite(delta) and delta > 0):
+        raise ValueError(f"delta must be a positive trust region, got {delta}")
+    arr = np.asarray(kl, dtype=np.float64).ravel()
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.median(arr) <= 0:
+        raise ValueError("kl must hold finite KLs of TRPO updates with a positive median")
+    fraction = float(np.median(arr)) / float(delta)
+    raw = float(target_kl) / fraction
+    scale = 10.0 ** (np.floor(np.log10(raw)) - (digits - 1))
+    return float(np.round(raw / scale) * scale)
+
+
+class SeedComparison(NamedTuple):
+    """Two algorithms' per-seed numbers compared: each one's IQM with its 95 % bootstrap
+    interval, and IQM(a) − IQM(b) with its interval (``within_noise`` when it holds 0).
+
+    ``str()`` gives one line, e.g. ``TRPO 500 [500, 500]  PPO 500 [500, 500]  TRPO − PPO +0
+    [+0, +0]: within the noise of 10 seeds``; ``fmt`` formats the numbers (default ``.3g``).
+    """
+
+    names: tuple[str, str]
+    a: Estimate
+    b: Estimate
+    diff: Difference
+    seeds: tuple[int, int]
+    fmt: str = ".3g"
+
+    @property
+    def within_noise(self) -> bool:
+        return self.diff.within_noise
+
+    def __str__(self) -> str:
+        f, (na, nb) = self.fmt, self.names
+        est = lambda e: f"{e.value:{f}} [{e.lo:{f}}, {e.hi:{f}}]"
+        sign = lambda x: ("+" if x >= 0 else "−") + f"{abs(x):{f}}"
+        d = self.diff
+        seeds = (f"{self.seeds[0]} seeds" if self.seeds[0] == self.seeds[1]
+                 else f"{self.seeds[0]} and {self.seeds[1]} seeds")
+        verdict = "within" if d.within_noise else "beyond"
+        return (f"{na} {est(self.a)}  {nb} {est(self.b)}  {na} − {nb} {sign(d.value)} "
+                f"[{sign(d.lo)}, {sign(d.hi)}]: {verdict} the noise of {seeds}")
+
+
+def compare_seeds(a, b, names: tuple[str, str] = ("TRPO", "PPO"), fmt: str = ".3g",
+                  seed: int = 0) -> SeedComparison:
+    """A :class:`SeedComparison` of ``a [S_a]`` and ``b [S_b]``, one number per seed
+    (:func:`course_lib.lessons.stats.iqm_interval`, :func:`~course_lib.lessons.stats.iqm_difference`,
+    bootstrap fixed by ``seed``)."""
+    xa = np.asarray(a, dtype=np.float64).ravel()
+    xb = np.asarray(b, dtype=np.float64).ravel()
+    if len(names) != 2:
+        raise ValueError(f"names must hold two names, got {names!r}")
+    return SeedComparison(tuple(names), iqm_interval(xa, seed=seed), iqm_interval(xb, seed=seed),
+                          iqm_difference(xa, xb, seed=seed), (xa.size, xb.size), fmt)
+
+
+def select_run(result: TrainResult, index: int) -> TrainResult:
+    """One setting of a swept ``train_many(config, seeds, field=[v0, v1, ...])`` result: every
+    array's leading sweep axis indexed at ``index`` (``mean_return [V, S, I] → [S, I]``)."""
+    ret = np.asarray(result.mean_return)
+    if ret.ndim != 3:
+        raise ValueError(f"result must come from train_many with one swept field "
+                         f"([values, seeds, iterations]), got mean_return of shape {ret.shape}")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < ret.shape[0]:
+        raise ValueError(f"index must be an int in [0, {ret.shape[0]}), got {index!r}")
+    take = lambda x: x[int(index)]
+    return TrainResult(jax.tree.map(take, result.params), np.asarray(result.env_steps)[int(index)],
+                       ret[int(index)], {k: np.asarray(v)[int(index)]
+                                         for k, v in result.diagnostics.items()})
+
+
 def evaluate_seeds(result: TrainResult, config: TrainConfig, episodes: int = 10,
                    seed: int = 100) -> np.ndarray:
     """Greedy (discrete) or mean-action (continuous) return of each seed's final policy.
@@ -177,7 +322,7 @@ def evaluate_seeds(result: TrainResult, config: TrainConfig, episodes: int = 10,
     ``result`` from ``train_many(config, seeds)`` (one leading seed axis). Each seed's policy
     runs ``episodes`` episodes of the real gymnasium ``config.env``, seeded ``seed, seed+1,
     ...``, exactly as :func:`course_lib.evaluate` does for one policy; here all seeds' episodes
-    run side by side in one vector environment (one jitted call per step for all of them).
+    run side by side in one vector environment (one compiled call per step for all of them).
     Returns ``[S]``, the mean return of each seed's episodes.
     """
     import gymnasium
@@ -240,7 +385,7 @@ def _synthetic(model: ActorCritic, key: jax.Array, size: int):
 
 def _update_program(config: TrainConfig, model: ActorCritic) -> Callable:
     """``update(policy, value, batch, key) -> (policy, value)``: the update ``train`` runs for
-    ``config`` (policy and critic, :func:`course_lib.rl.algos.get_algo`), jitted, with a fresh
+    ``config`` (policy and critic, :func:`course_lib.rl.algos.get_algo`), compiled, with a fresh
     Adam state and the hyper-parameters of ``config``."""
     algo = get_algo(config.algo)
 
@@ -260,7 +405,7 @@ def time_per_update(config: TrainConfig, repeats: int = 10, seed: int = 0) -> fl
     The update is the one :func:`course_lib.rl.train` runs for ``config`` (PPO: ``epochs ×
     minibatches`` Adam steps of :func:`course_lib.rl.ppo.ppo_update`; TRPO/NPG:
     :func:`course_lib.rl.trpo.trpo_policy_step` then ``epochs × minibatches`` Adam steps of
-    :func:`course_lib.rl.trpo.fit_value`), jitted, on a :func:`synthetic_batch` of
+    :func:`course_lib.rl.trpo.fit_value`), compiled, on a :func:`synthetic_batch` of
     ``config.batch_size`` transitions. One call compiles; ``repeats`` more are timed and the
     fastest is kept (as ``timeit`` does: other programs on the machine can only slow a run
     down). The rollout, the same for both algorithms, is not included. A measurement, not a
@@ -300,6 +445,7 @@ class AlgoSummary(NamedTuple):
       threshold: the return counted as solved.
       solved: how many seeds' scores reach ``threshold``.
       steps: ``[S]`` steps to the first iteration with mean return ≥ threshold (NaN: never).
+      kl_seed: ``[S]`` each seed's median KL per update (:func:`seed_medians`).
     """
 
     algo: str
@@ -312,10 +458,17 @@ class AlgoSummary(NamedTuple):
     threshold: float
     solved: int
     steps: np.ndarray
+    kl_seed: np.ndarray
 
     @property
     def seeds(self) -> int:
         return len(self.scores)
+
+    @property
+    def steps_capped(self) -> np.ndarray:
+        """``[S]`` :attr:`steps`, a seed that never reached the threshold counted as the run's
+        length (:func:`reached_or_cap`)."""
+        return reached_or_cap(self.steps, float(self.env_steps[-1]))
 
     @property
     def median_steps(self) -> float:
@@ -340,7 +493,7 @@ def summarize(result: TrainResult, config: TrainConfig, scores,
         algo=config.algo, env=config.env, env_steps=env_steps, returns=seed_band(ret),
         kl=seed_band(kl), max_kl=float(kl.max()), scores=scores, threshold=float(threshold),
         solved=int(np.sum(scores >= threshold)),
-        steps=steps_to_threshold(ret, env_steps, threshold),
+        steps=steps_to_threshold(ret, env_steps, threshold), kl_seed=seed_medians(kl),
     )
 
 
@@ -438,8 +591,11 @@ def update_code_lines(algo: str) -> dict[str, int]:
 # ------------------------------------------------------------------------------------------
 
 
-def _steps_text(steps: float) -> str:
-    return "not reached" if not np.isfinite(steps) else f"{steps:,.0f}"
+def _steps_text(summary: AlgoSummary) -> str:
+    est = iqm_interval(summary.steps_capped)
+    never = int(np.isnan(summary.steps).sum())
+    note = f", {never} never" if never else ""
+    return f"{est.value:,.0f} [{est.lo:,.0f}, {est.hi:,.0f}]{note}"
 
 
 def measured_rows(
@@ -455,8 +611,10 @@ def measured_rows(
 
     Args:
       summaries: ``{env: {algo: AlgoSummary}}``; gives "solved" rows (seeds whose greedy
-        return reaches the threshold) when ``solved`` and "steps to solve" rows (median over
-        seeds of the steps to the first iteration at the threshold) when ``steps``.
+        return reaches the threshold) when ``solved`` and "steps to solve" rows when ``steps``:
+        the IQM over seeds of the steps to the first iteration at the threshold, with its 95 %
+        bootstrap interval, a seed that never got there counted as the run's length
+        (:attr:`AlgoSummary.steps_capped`) and reported as "k never".
       seconds: ``{env: {algo: seconds per update}}``; gives "time per update" rows in ms.
       lines: ``{algo: lines of update code}``; gives the "lines of update code" row.
       algos: the two columns.
@@ -472,8 +630,8 @@ def measured_rows(
             ))
         if steps:
             rows.append((
-                f"{env}: steps to mean return ≥ {first.threshold:g}",
-                *(_steps_text(by_algo[x].median_steps) + " (median)" for x in algos),
+                f"{env}: steps to mean return ≥ {first.threshold:g} (IQM)",
+                *(_steps_text(by_algo[x]) for x in algos),
             ))
     for env, by_algo in (seconds or {}).items():
         rows.append((f"{env}: time per update", *(f"{1000 * by_algo[x]:.0f} ms" for x in algos)))

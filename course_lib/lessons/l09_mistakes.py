@@ -314,10 +314,10 @@ class ScaleStudy(NamedTuple):
       trpo_improvement: ``[C]`` the improvement the line search checked, in the units of the
         transformed advantages: mean[(r − 1)·(c·A + b)].
       trpo_gain: ``[C]`` the same step's improvement measured with the original A.
-      gradient_kl: ``[C]`` exact KL of the plain gradient step θ_old + η·∇L_c.
+      gradient_kl: ``[C]`` exact KL of the plain gradient step θ_old + α·∇L_c.
       penalty_kl: ``[C]`` exact KL after Adam maximised E[r·(c·A + b)] − β·E[KL].
       penalty_gain: ``[C]`` that point's improvement measured with the original A.
-      lr: η, chosen so that the c = 1, b = 0 gradient step is as long (‖·‖₂) as TRPO's step.
+      lr: the learning rate α, chosen so that the c = 1, b = 0 gradient step is as long (‖·‖₂) as TRPO's step.
       delta, beta: δ and the penalty's β.
       reference_step: ``[P]`` TRPO's step θ_new − θ_old with the original advantages A.
     """
@@ -404,12 +404,12 @@ def advantage_scale_study(
     The surrogate is linear in the advantages: scaling them by c scales its gradient g by c.
 
     * **TRPO** (:func:`course_lib.rl.trpo.trpo_policy_step`, with its line search): the step
-      (F + λI)⁻¹g·√(2δ / gᵀ(F + λI)⁻¹g) does not depend on c (c cancels), so neither do its
+      (F + μI)⁻¹g·√(2δ / gᵀ(F + μI)⁻¹g) does not depend on c (c cancels), so neither do its
       direction nor its KL; the line search's test "improvement > 0" only sees a sign. A
       shift b is different: E_t[r_t·b] has expectation b under π_old but not on a finite
       batch, so b adds the noise b·∇ mean_t(r_t) to g. The step keeps KL ≈ δ, but spends it
       on a direction partly set by that noise.
-    * **A plain gradient step** θ_old + η·g_c with η fixed (set so that the c = 1 step is as
+    * **A plain gradient step** θ_old + α·g_c with the learning rate α fixed (set so that the c = 1 step is as
       long as TRPO's): its length grows like c, its KL like c².
     * **A fixed-β penalty** E[r·A_c] − β·E[KL] (PPO paper eq. 8, :func:`course_lib.
       kl_penalty_objective`) maximised by ``penalty_steps`` full-batch Adam steps: its
@@ -420,7 +420,7 @@ def advantage_scale_study(
       model: the :class:`ActorCritic`; policy_params: θ_old ``[P]``; batch: its batch
         (with ``batch.advantages`` the reference A).
       scales: ``[C]`` factors c > 0. shifts: ``[C]`` shifts b (default zeros).
-      delta, beta, penalty_lr, cg_damping: δ > 0, β > 0, Adam's learning rate > 0, λ ≥ 0.
+      delta, beta, penalty_lr, cg_damping: δ > 0, β > 0, Adam's learning rate > 0, the damping μ ≥ 0.
       penalty_steps: int ≥ 1.
 
     Returns:
@@ -693,8 +693,8 @@ def broken_promises(return_before, return_after, gain, kl, delta: float,
 class MonotonicBound(NamedTuple):
     """The terms of TRPO's Theorem 1 for one update (floats or arrays).
 
-    η(π_new) − η(π_old) ≥ gain_term − penalty_term = bound, with
-    gain_term = raw_gain / (1 − γ) and penalty_term = 4εγ / (1 − γ)² · max_kl.
+    J(π_new) − J(π_old) ≥ gain_term − penalty_term = bound, with
+    gain_term = raw_gain / (1 − γ) and penalty_term = 4·A_max·γ / (1 − γ)² · max_kl.
     """
 
     gain_term: np.ndarray
@@ -707,28 +707,28 @@ def monotonic_bound(raw_gain, max_abs_advantage, max_kl, gamma: float) -> Monoto
 
     Theorem 1 of Schulman et al. (2015), with D_TV² ≤ D_KL:
 
-        η(π̃) ≥ L_π(π̃) − C·D_KL^max(π, π̃),   C = 4εγ / (1 − γ)²,   ε = max_{s,a} |A_π(s,a)|
+        J(π̃) ≥ L_π(π̃) − C·D_KL^max(π, π̃),   C = 4·A_max·γ / (1 − γ)²,   A_max = max_{s,a} |A_π(s,a)|
 
-    where L_π(π̃) − η(π) = Σ_s ρ_π(s) Σ_a π̃(a|s) A_π(s,a) ≈ E_t[(r_t − 1)·A_t] / (1 − γ)
+    where L_π(π̃) − J(π) = Σ_s ρ_π(s) Σ_a π̃(a|s) A_π(s,a) ≈ E_t[(r_t − 1)·A_t] / (1 − γ)
     (ρ_π the discounted state visitation, of total mass 1 / (1 − γ)). The theorem needs the
     exact advantages and the *maximum* KL over states; TRPO uses sampled advantages and
-    constrains the *mean* KL. Fed with a batch's numbers (its max |A| as ε, its largest
+    constrains the *mean* KL. Fed with a batch's numbers (its max |A| as A_max, its largest
     per-state KL) the bound shows how much it can promise.
 
     Args:
       raw_gain: E_t[(r_t − 1)·A_t] with advantages in units of return (not divided by
         their standard deviation).
-      max_abs_advantage: ε ≥ 0. max_kl: ≥ 0. gamma: in [0, 1).
+      max_abs_advantage: A_max ≥ 0. max_kl: ≥ 0. gamma: in [0, 1).
     """
     g = float(gamma)
     if not 0.0 <= g < 1.0:
         raise ValueError(f"gamma must lie in [0, 1), got {gamma}")
-    eps = np.asarray(max_abs_advantage, dtype=np.float64)
+    a_max = np.asarray(max_abs_advantage, dtype=np.float64)
     kl = np.asarray(max_kl, dtype=np.float64)
-    if (eps < 0).any():
+    if (a_max < 0).any():
         raise ValueError("max_abs_advantage must be >= 0")
     if (kl < 0).any():
         raise ValueError("max_kl must be >= 0")
     gain_term = np.asarray(raw_gain, dtype=np.float64) / (1.0 - g)
-    penalty_term = 4.0 * eps * g / (1.0 - g) ** 2 * kl
+    penalty_term = 4.0 * a_max * g / (1.0 - g) ** 2 * kl
     return MonotonicBound(gain_term, penalty_term, gain_term - penalty_term)

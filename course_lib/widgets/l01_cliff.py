@@ -28,6 +28,12 @@ __all__ = ["plot_cliff", "plot_probabilities", "step_size_panel", "step_size_rea
 KL_DANGER = 0.1
 """The syllabus's rule of thumb: a mean KL(π_old‖π_new) above 0.1 risks a collapse."""
 
+KL_LIMITS = (1e-5, 30.0)
+"""The KL axis of :func:`plot_cliff`, in nats."""
+
+WEIGHT_LIMITS = (1e-6, 3.0)
+"""The relative weight-change axis of :func:`plot_cliff`: as many decades as :data:`KL_LIMITS`."""
+
 
 def plot_probabilities(ax: Axes, p_old: np.ndarray, p_new: np.ndarray) -> Axes:
     """π(push right | s) before (line) and after (dots) the step, states ordered by π_old.
@@ -56,12 +62,15 @@ def plot_cliff(
     sweep: StepOutcome,
     return_before: float,
     marker: StepOutcome | None = None,
-) -> tuple[Axes, Axes]:
-    """The cliff: return after the step, and the step's distances, against the step size α.
+) -> tuple[Axes, Axes, Axes]:
+    """The cliff: return after the step, and the step's two distances, against the step size α.
 
     ``ax_return``: mean return of π_new (log α axis) with π_old's return dashed.
-    ``ax_distance``: mean KL(π_old‖π_new) and ‖Δθ‖/‖θ_old‖ (log-log), with KL = 0.1 dotted.
-    ``marker``: a :class:`StepOutcome` (scalars) to mark on both.
+    ``ax_distance``: the policy distance, mean KL(π_old‖π_new) in nats (log-log, left axis), with
+    KL = 0.1 dotted; a twin axis on its right (returned third) carries the weight distance
+    ‖Δθ‖/‖θ_old‖, a ratio without unit. Both log axes span the same number of decades, so the
+    slopes of the two curves compare directly.
+    ``marker``: a :class:`StepOutcome` (scalars) to mark on all three.
     """
     a = np.asarray(sweep.step_size)
     ax_return.semilogx(a, np.asarray(sweep.mean_return), color=BLUE, label="after one step")
@@ -69,37 +78,27 @@ def plot_cliff(
         return_before, color=BLACK, linestyle="--", linewidth=1.2, label="before the step"
     )
     ax_return.set_ylim(0, 520)
+    ax_weight = ax_distance.twinx()
     ax_distance.loglog(
-        a, np.asarray(sweep.change.kl), color=VERMILLION, label="KL(π_old‖π_new) (nats)"
+        a, np.asarray(sweep.change.kl), color=VERMILLION, label="KL(π_old‖π_new), nats (left)"
     )
-    ax_distance.loglog(a, np.asarray(sweep.change.rel_l2), color=GREEN, label="‖Δθ‖ / ‖θ_old‖")
+    ax_weight.loglog(
+        a, np.asarray(sweep.change.rel_l2), color=GREEN, label="‖Δθ‖ / ‖θ_old‖ (right)"
+    )
     ax_distance.axhline(
-        KL_DANGER, color=BLACK, linestyle=":", linewidth=1.2, label=f"KL = {KL_DANGER}"
+        KL_DANGER, color=BLACK, linestyle=":", linewidth=1.2, label=f"KL = {KL_DANGER} nats"
     )
-    ax_distance.set_ylim(1e-5, 30.0)
-    for ax in (ax_return, ax_distance):
+    ax_distance.set_ylim(*KL_LIMITS)
+    ax_weight.set_ylim(*WEIGHT_LIMITS)
+    for ax in (ax_return, ax_distance, ax_weight):
         ax.set_xlim(a[0], a[-1])
         ax.minorticks_off()
     if marker is not None:
         alpha = float(marker.step_size)
-        ax_return.plot(
-            [alpha],
-            [float(marker.mean_return)],
-            "o",
-            color=ORANGE,
-            markersize=10,
-            markeredgecolor=BLACK,
-            label=f"α = {alpha:.3g}",
-        )
-        ax_distance.plot(
-            [alpha, alpha],
-            [float(marker.change.kl), float(marker.change.rel_l2)],
-            "o",
-            color=ORANGE,
-            markersize=9,
-            markeredgecolor=BLACK,
-            label=f"α = {alpha:.3g}",
-        )
+        style = dict(color=ORANGE, markeredgecolor=BLACK, label=f"α = {alpha:.3g}")
+        ax_return.plot([alpha], [float(marker.mean_return)], "o", markersize=10, **style)
+        ax_weight.plot([alpha], [float(marker.change.rel_l2)], "o", markersize=9, **style)
+        ax_distance.plot([alpha], [float(marker.change.kl)], "o", markersize=9, **style)
     label(
         ax_return,
         "Return after one step",
@@ -111,10 +110,17 @@ def plot_cliff(
         ax_distance,
         "Policy distance vs weight distance",
         "step size α (log scale)",
-        "distance (log scale)",
-        legend=True,
+        "KL(π_old‖π_new) (nats)",
     )
-    return ax_return, ax_distance
+    ax_distance.yaxis.label.set_color(VERMILLION)
+    ax_weight.set_ylabel("‖Δθ‖ / ‖θ_old‖ (relative, no unit)", color=GREEN)
+    ax_weight.grid(False)
+    handles, names = ax_distance.get_legend_handles_labels()
+    weight_handles, weight_names = ax_weight.get_legend_handles_labels()
+    keep = [i for i, n in enumerate(weight_names) if not n.startswith("α =")]
+    ax_distance.legend(handles + [weight_handles[i] for i in keep],
+                       names + [weight_names[i] for i in keep], loc="upper left")
+    return ax_return, ax_distance, ax_weight
 
 
 def step_size_readout(view: StepView, return_before: float) -> str:

@@ -40,7 +40,7 @@ def draw_toy_trust_region(ax: Axes, tr: ToyTrustRegion) -> Axes:
     Grey filled contours: the surrogate gain L(θ) − L(θ_old) (darker is higher; dotted: gain
     0); solid black: the true boundary KL = δ; dashed green: TRPO's quadratic model of it; a
     blue star at the constrained optimum, an orange diamond at TRPO's step, a vermillion
-    arrow for the plain gradient step θ_old + η g. Every artist has a generic label, so one
+    arrow for the plain gradient step θ_old + α g. Every artist has a generic label, so one
     legend serves several axes; the numbers belong in the caller's title or readout.
     """
     xs, ys = np.asarray(tr.xs), np.asarray(tr.ys)
@@ -89,7 +89,7 @@ def toy_readout(tr: ToyTrustRegion) -> str:
              f" surrogate gain = {float(tr.optimum_gain):.4f}"),
         _key(ORANGE, "◆", f"TRPO step (quadratic model): KL = {float(tr.natural_kl):.4f},"
              f" gain = {float(tr.natural_gain):.4f}"),
-        _key(VERMILLION, "➜", f"plain gradient step, η = {float(tr.lr):.2g}:"
+        _key(VERMILLION, "➜", f"plain gradient step, α = {float(tr.lr):.2g}:"
              f" KL = {float(tr.gradient_kl):.4f}, gain = {float(tr.gradient_gain):.4f}"
              f" (along g but cut at KL = δ: gain = {float(tr.gradient_cut_gain):.4f})"),
     ]

@@ -73,14 +73,14 @@ def _log_kl_axis(ax: Axes) -> None:
 
 
 def plot_cg_residuals(ax: Axes, anatomy: UpdateAnatomy) -> Axes:
-    """Conjugate gradient's residual norm ‖g − (F + λI)x_k‖ against k, log scale.
+    """Conjugate gradient's residual norm ‖g − (F + μI)x_k‖ against k, log scale.
 
     Zeros (an exactly converged residual) are not drawn on the log axis.
     """
     r = np.asarray(anatomy.cg_residuals, dtype=np.float64)
     k = np.arange(len(r))
     shown = r > 0
-    ax.semilogy(k[shown], r[shown], "o-", color=BLUE, label="CG residual ‖g − (F+λI)x_k‖")
+    ax.semilogy(k[shown], r[shown], "o-", color=BLUE, label="CG residual ‖g − (F+μI)x_k‖")
     ax.set_xticks(k)
     return label(ax, "Conjugate gradient on Fisher-vector products",
                  "CG iteration k (one Fisher-vector product each)",

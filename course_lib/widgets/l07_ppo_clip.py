@@ -259,22 +259,22 @@ def plot_epoch_study(axes, study: EpochStudy, delta: float = 0.01):
 
 
 def plot_penalty_run(ax_kl: Axes, ax_beta: Axes, result: TrainResult, target_kl: float):
-    """PPO-penalty: exact KL per update with the band [d/1.5, 1.5·d] in which β is kept
+    """PPO-penalty: exact KL per update with the band [d_targ/1.5, 1.5·d_targ] in which β is kept
     (``ax_kl``), and β after each update (``ax_beta``, log scale)."""
     x = np.asarray(result.env_steps)
     kl = np.asarray(result.diagnostics["kl"])
     beta = np.asarray(result.diagnostics["beta"])
     ax_kl.plot(x, kl, "o-", color=VERMILLION, markersize=4, label="exact KL of the update")
     ax_kl.axhline(target_kl, color=BLACK, linestyle="--", linewidth=1.2,
-                  label=f"target d = {target_kl:g}")
+                  label=f"target d_targ = {target_kl:g}")
     ax_kl.axhspan(target_kl / 1.5, target_kl * 1.5, color=GREEN, alpha=0.15, linewidth=0,
-                  label="β kept: d/1.5 ≤ KL ≤ 1.5·d")
+                  label="β kept: d_targ/1.5 ≤ KL ≤ 1.5·d_targ")
     _log_axis(ax_kl, (1e-4, 1.0))
     label(ax_kl, "PPO-penalty: KL of each update", "environment steps",
           "mean KL (nats, log scale)", legend=True)
     ax_beta.step(x, beta, where="post", color=BLUE, label="β after the update")
     ax_beta.set_yscale("log", base=2)
-    label(ax_beta, "Adaptive β: ×2 above 1.5·d, ÷2 below d/1.5", "environment steps",
+    label(ax_beta, "Adaptive β: ×2 above 1.5·d_targ, ÷2 below d_targ/1.5", "environment steps",
           "β (log₂ scale)", legend=True)
     return ax_kl, ax_beta
 

@@ -141,8 +141,8 @@ def _gae_variant(mask_bootstrap: bool = True, mask_recursion: bool = True, shift
         for t in reversed(range(t_max)):
             keep_b = 1.0 - d[t] if mask_bootstrap else 1.0
             keep_r = 1.0 - d[t] if mask_recursion else 1.0
-            delta = r[t] + gamma * keep_b * nxt_v - v[t]
-            nxt_adv = delta + gamma * (lam if use_lambda else 1.0) * keep_r * nxt_adv
+            u = r[t] + gamma * keep_b * nxt_v - v[t]
+            nxt_adv = u + gamma * (lam if use_lambda else 1.0) * keep_r * nxt_adv
             adv[t] = nxt_adv
             nxt_v = v[t]
         return adv + v if add_values else adv
@@ -196,7 +196,7 @@ def check_gae(fn: Callable) -> bool:
                       "advantages flow back into this one")),
                     (_gae_variant(mask_bootstrap=False),
                      ("you cut the recursion at an episode end but still bootstrap from "
-                      "V(s_{t+1}), the next episode's first state: δ_t = r_t + γ(1 − done_t)"
+                      "V(s_{t+1}), the next episode's first state: u_t = r_t + γ(1 − done_t)"
                       "V(s_{t+1}) − V(s_t)")),
                     (_gae_variant(shift=1),
                      ("your done mask is one step late: done_t = 1 means step t itself ended "
@@ -209,7 +209,7 @@ def check_gae(fn: Callable) -> bool:
                       "(unless that step ended an episode)")),
                     (_gae_variant(use_lambda=False),
                      ("your recursion discounts Â_{t+1} by γ alone; GAE uses γλ: "
-                      "Â_t = δ_t + γλ(1 − done_t)Â_{t+1}")),
+                      "Â_t = u_t + γλ(1 − done_t)Â_{t+1}")),
                     (_gae_variant(add_values=True),
                      "you returned the λ-returns Â_t + V(s_t); return the advantages Â_t"),
                 ])

@@ -160,21 +160,21 @@ def check_in_trust_region(fn: Callable) -> bool:
     return verdict("inside the trust region", fn, body)
 
 
-def _beta(d: np.ndarray, fisher: np.ndarray, delta: float) -> float:
+def _alpha(d: np.ndarray, fisher: np.ndarray, delta: float) -> float:
     d, fisher = np.asarray(d, np.float64), np.asarray(fisher, np.float64)
     return math.sqrt(2.0 * delta / float(d @ fisher @ d))
 
 
 def check_scale_to_boundary(fn: Callable) -> bool:
-    """``my_scale_to_boundary(s, fisher, delta)`` → the step β·s with ½(βs)ᵀF(βs) = δ."""
+    """``my_scale_to_boundary(s, fisher, delta)`` → the step α·s with ½(αs)ᵀF(αs) = δ."""
 
     def body() -> str:
         cases = step_cases(403)
-        step = lambda s, beta: beta * np.asarray(s, np.float64)
+        step = lambda s, alpha: alpha * np.asarray(s, np.float64)
         compare(fn, cases,
                 lambda s, f, delta: trust_region_step(s, lambda v: f @ v, delta),
                 rtol=1e-4, atol=1e-7,
-                shape_hint="return the scaled step β·s, shaped like s, not the scale β",
+                shape_hint="return the scaled step α·s, shaped like s, not the scale α",
                 wrong=scale_variants(step, "your step"))
         return f"correct on {len(cases)} cases"
 

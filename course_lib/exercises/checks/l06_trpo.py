@@ -73,7 +73,7 @@ def check_line_search_accept(fn: Callable) -> bool:
 
 
 def check_trust_region_scale(fn: Callable) -> bool:
-    """``trust_region_scale(dFd, delta)`` → β = √(2δ / dᵀFd), the factor that takes the
+    """``trust_region_scale(dFd, delta)`` → α = √(2δ / dᵀFd), the factor that takes the
     direction d to the edge of the quadratic trust region ½ sᵀF s = δ."""
 
     def body() -> str:
@@ -86,16 +86,16 @@ def check_trust_region_scale(fn: Callable) -> bool:
             cases.append(Case(f"dᵀFd = {dfd:.4g}, δ = {delta}", (f32(dfd), float(delta))))
         n64 = lambda x: float(np.asarray(x, np.float64))
         compare(fn, cases, lambda dfd, d: np.sqrt(2.0 * d / n64(dfd)), rtol=1e-5, atol=1e-9,
-                shape_hint="β is one number",
+                shape_hint="α is one number",
                 wrong=[
                     (lambda dfd, d: np.sqrt(d / n64(dfd)),
-                     "you dropped the 2: the edge is ½ sᵀF s = δ, so β = √(2δ / dᵀFd)"),
+                     "you dropped the 2: the edge is ½ sᵀF s = δ, so α = √(2δ / dᵀFd)"),
                     (lambda dfd, d: 2.0 * d / n64(dfd),
-                     "you forgot the square root: β²·dᵀFd = 2δ gives β = √(2δ / dᵀFd)"),
+                     "you forgot the square root: α²·dᵀFd = 2δ gives α = √(2δ / dᵀFd)"),
                     (lambda dfd, d: np.sqrt(n64(dfd) / (2.0 * d)),
-                     "your β is upside down: √(dᵀFd / 2δ); β = √(2δ / dᵀFd)"),
+                     "your α is upside down: √(dᵀFd / 2δ); α = √(2δ / dᵀFd)"),
                     (lambda dfd, d: np.sqrt(2.0 * d) / n64(dfd),
-                     "dᵀFd belongs under the square root too: β = √(2δ / dᵀFd)"),
+                     "dᵀFd belongs under the square root too: α = √(2δ / dᵀFd)"),
                 ])
         return f"correct on {len(cases)} cases"
 

@@ -363,7 +363,7 @@ def step_cases(seed: int) -> list[Case]:
 
 
 def scale_variants(d: Callable, what: str) -> list[tuple[Callable, str]]:
-    """Wrong step scales, each returned through ``d`` (as β, or as the step β·s)."""
+    """Wrong step scales, each returned through ``d`` (as α, or as the step α·s)."""
     n64 = lambda x: np.asarray(x, np.float64)
 
     def quad(s, f):
@@ -374,10 +374,10 @@ def scale_variants(d: Callable, what: str) -> list[tuple[Callable, str]]:
          (f"{what} has a quadratic KL ½·sᵀFs of δ/2: you dropped the 2. The model is "
          "½·sᵀFs = δ, so the scale is √(2δ / sᵀFs)")),
         (lambda s, f, delta: d(s, 2.0 * delta / quad(s, f)),
-         "you forgot the square root: β = √(2δ / sᵀFs)"),
+         "you forgot the square root: α = √(2δ / sᵀFs)"),
         (lambda s, f, delta: d(s, math.sqrt(2.0 * delta / float(n64(s) @ n64(s)))),
          ("you scaled by the Euclidean length sᵀs; the trust region measures the step with the "
-          "Fisher matrix: β = √(2δ / sᵀFs)")),
+          "Fisher matrix: α = √(2δ / sᵀFs)")),
         (lambda s, f, delta: d(s, math.sqrt(quad(s, f) / (2.0 * delta))),
-         "your scale is upside down: β = √(2δ / sᵀFs)"),
+         "your scale is upside down: α = √(2δ / sᵀFs)"),
     ]
