@@ -434,7 +434,7 @@ def test_make_present_serves_lesson_07_without_code_and_its_clip_panel_follows_e
         assert "Error displaying widget" not in text
         for line in ("redraw:", "all claims hold", "mean_return shape", "beta replayed"):
             assert line not in text
-        assert "median over 6 agents" in text       # the lesson's printed results stay
+        assert "median over 10 agents" in text       # the lesson's printed results stay
         # closed pages' kernels are culled after 2 idle minutes, checked every 30 s
         assert ("Culling kernels with idle durations > 120 seconds at 30 second intervals"
                 in voila.log())

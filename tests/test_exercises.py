@@ -392,7 +392,7 @@ CASES = {
         (lambda s, f, d: s * jnp.sqrt(d / (s @ f @ s)), "dropped the 2"),
         (lambda s, f, d: s * (2 * d / (s @ f @ s)), "square root"),
         (lambda s, f, d: s * jnp.sqrt(2 * d / (s @ s)), "Euclidean length"),
-        (lambda s, f, d: jnp.sqrt(2 * d / (s @ f @ s)), "not the scale β"),
+        (lambda s, f, d: jnp.sqrt(2 * d / (s @ f @ s)), "not the scale α"),
     ]),
     "check_fvp": (lambda k, p, v: jax.jvp(jax.grad(k), (p,), (v,))[1], [
         (lambda k, p, v: jax.jvp(jax.grad(k), (p,), (v,))[0], "gradient of kl_fn"),
@@ -402,7 +402,7 @@ CASES = {
     "check_step_scale": (lambda d, f, delta: jnp.sqrt(2 * delta / jnp.vdot(d, f(d))), [
         (lambda d, f, delta: jnp.sqrt(delta / jnp.vdot(d, f(d))), "dropped the 2"),
         (lambda d, f, delta: jnp.sqrt(2 * delta / jnp.vdot(d, d)), "Euclidean length"),
-        (lambda d, f, delta: d * jnp.sqrt(2 * delta / jnp.vdot(d, f(d))), "scalar β"),
+        (lambda d, f, delta: d * jnp.sqrt(2 * delta / jnp.vdot(d, f(d))), "scalar α"),
     ]),
     "check_cg_two_steps": (_cg, [
         (functools.partial(_cg, update_residual=False), "residual is never updated"),
