@@ -474,3 +474,30 @@ def test_npg_default_learns_cartpole():
     late = result.mean_return[:, -5:].mean(axis=1)
     assert (late > 250.0).sum() >= 8, late
     assert late.mean() > 300.0, late
+
+
+@pytest.mark.parametrize("discrete, obs_dim, n_actions", [(True, 4, 2), (False, 3, 1)])
+def test_host_initialisation_matches_the_initialiser(discrete, obs_dim, n_actions):
+    """init_numpy draws the same kind of networks as init: shapes, orthogonal weights with gain
+    √2 in hidden layers and 0.01 / 1 at the outputs, zero biases, the initial log-std."""
+    from course_lib.rl.networks import ActorCritic
+
+    model = ActorCritic(obs_dim, n_actions, discrete, (64, 64), init_log_std=-0.5)
+    pi, v = model.init_numpy(3)
+    ref_pi, ref_v = model.init(jax.random.key(3))
+    assert pi.shape == ref_pi.shape and v.shape == ref_v.shape and pi.dtype == np.float32
+    layers = model._unravel(model._policy_module())(pi)["params"]
+    mlp = layers if discrete else layers["MLP_0"]
+    hidden = np.asarray(mlp["Dense_1"]["kernel"])
+    np.testing.assert_allclose(hidden.T @ hidden, 2.0 * np.eye(64), atol=1e-4)
+    first = np.asarray(mlp["Dense_0"]["kernel"])  # [obs_dim, 64]: orthonormal rows, times √2
+    np.testing.assert_allclose(first @ first.T, 2.0 * np.eye(obs_dim), atol=1e-4)
+    out = np.asarray(mlp["Dense_2"]["kernel"])
+    np.testing.assert_allclose(out.T @ out, 1e-4 * np.eye(n_actions), atol=1e-7)
+    assert all(not np.asarray(mlp[f"Dense_{i}"]["bias"]).any() for i in range(3))
+    if not discrete:
+        np.testing.assert_allclose(layers["log_std"], [-0.5] * n_actions)
+    value_out = np.asarray(model._unravel(model._value_module())(v)["params"]["Dense_2"]["kernel"])
+    np.testing.assert_allclose(value_out.T @ value_out, np.eye(1), atol=1e-5)
+    assert not np.array_equal(model.init_numpy(4)[0], pi)
+    np.testing.assert_array_equal(model.init_numpy(3)[0], pi)

@@ -17,6 +17,7 @@ vector and unflattens it inside the forward pass (``jax.flatten_util.ravel_pytre
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -24,6 +25,7 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from course_lib._validate import check_rank
@@ -44,6 +46,40 @@ class MLP(nn.Module):
             x = nn.Dense(width, kernel_init=nn.initializers.orthogonal(jnp.sqrt(2.0)))(x)
             x = jnp.tanh(x)
         return nn.Dense(self.out, kernel_init=nn.initializers.orthogonal(self.out_gain))(x)
+
+
+def orthogonal_numpy(rng: np.random.Generator, shape: tuple[int, int], gain: float) -> np.ndarray:
+    """A ``shape`` matrix with orthonormal rows or columns, times ``gain`` (Saxe et al. 2014).
+
+    The same construction as ``flax.linen.initializers.orthogonal``: QR of a standard normal
+    matrix, signs fixed by R's diagonal so the result is uniform over orthogonal matrices.
+    Computed in NumPy on the host: compiling QR and the normal sampler in XLA costs seconds
+    on a laptop CPU, the NumPy call microseconds.
+    """
+    n_rows, n_cols = shape
+    q, r = np.linalg.qr(rng.standard_normal((max(n_rows, n_cols), min(n_rows, n_cols))))
+    q = q * np.sign(np.diag(r))
+    return (gain * (q.T if n_rows < n_cols else q)).astype(np.float32)
+
+
+def _mlp_leaf(path: tuple[str, ...], shape, hidden: int, out_gain: float, rng) -> np.ndarray:
+    layer, kind = path[-2], path[-1]
+    if kind == "bias":
+        return np.zeros(shape, np.float32)
+    last = int(layer.split("_")[1]) == hidden
+    return orthogonal_numpy(rng, shape, out_gain if last else float(np.sqrt(2.0)))
+
+
+@functools.lru_cache(maxsize=64)
+def _param_shapes(module: nn.Module, obs_dim: int):
+    """The parameter pytree of ``module`` as shapes (traced once per module and input size)."""
+    return jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, obs_dim)))
+
+
+@functools.lru_cache(maxsize=64)
+def _unravel_fn(module: nn.Module, obs_dim: int) -> Callable:
+    shapes = _param_shapes(module, obs_dim)
+    return ravel_pytree(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))[1]
 
 
 class GaussianHead(nn.Module):
@@ -96,8 +132,29 @@ class ActorCritic:
         return MLP(self.hidden, 1, 1.0)
 
     def _unravel(self, module: nn.Module) -> Callable:
-        shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, self.obs_dim)))
-        return ravel_pytree(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))[1]
+        return _unravel_fn(module, self.obs_dim)
+
+    def _init_numpy(self, module: nn.Module, out_gain: float, rng) -> np.ndarray:
+        leaves, _ = jax.tree_util.tree_flatten_with_path(_param_shapes(module, self.obs_dim))
+        flat = []
+        for path, leaf in leaves:  # the order of ravel_pytree, so unravelling matches
+            names = tuple(getattr(k, "key", str(k)) for k in path)
+            if names[-1] == "log_std":
+                flat.append(np.full(leaf.shape, self.init_log_std, np.float32))
+            else:
+                flat.append(_mlp_leaf(names, leaf.shape, len(self.hidden), out_gain, rng))
+        return np.concatenate([x.ravel() for x in flat])
+
+    def init_numpy(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fresh ``(policy_params [P], value_params [V])`` drawn on the host from ``seed``.
+
+        The same distribution as :meth:`init` (orthogonal weights with the same gains, zero
+        biases), from NumPy's generator: the training loop starts from these so that no
+        initialiser has to be compiled.
+        """
+        rng = np.random.default_rng(seed)
+        return (self._init_numpy(self._policy_module(), 0.01, rng),
+                self._init_numpy(self._value_module(), 1.0, rng))
 
     def init(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Fresh ``(policy_params [P], value_params [V])`` as flat float32 vectors."""

@@ -136,16 +136,31 @@ class Carry(NamedTuple):
     ep_return: jax.Array
 
 
-def _init_learner(static: TrainConfig, num: dict, seed: jax.Array) -> Learner:
+def initial_params(static: TrainConfig, seeds) -> Params:
+    """The starting networks of ``seeds`` (ints), drawn on the host: ``Params`` of ``[S, P]``
+    and ``[S, V]`` NumPy arrays (:meth:`~course_lib.rl.networks.ActorCritic.init_numpy`)."""
+    model = model_from_config(static)
+    pis, vs = zip(*(model.init_numpy(int(s)) for s in np.atleast_1d(seeds)))
+    return Params(np.stack(pis), np.stack(vs))
+
+
+def _init_learner(static: TrainConfig, num: dict, seed: jax.Array,
+                  params: Params | None = None) -> Learner:
     model = model_from_config(static)
     key, k_init = jax.random.split(jax.random.key(seed))
-    params = Params(*model.init(k_init))
+    if params is None:
+        params = Params(*model.init(k_init))
     opt_state = init_opt_state(static.algo, params, num["max_grad_norm"])
     return Learner(params, opt_state, key, num["beta"], jnp.zeros(()))
 
 
-def init_carry(static: TrainConfig, num: dict, seed: jax.Array) -> Carry:
-    learner = _init_learner(static, num, seed)
+def init_carry(static: TrainConfig, num: dict, seed: jax.Array,
+               params: Params | None = None) -> Carry:
+    """The loop's state before the first iteration: the learner (networks, optimiser, key)
+    and freshly reset environments. ``params`` are the starting networks
+    (:func:`initial_params`, as :func:`train` uses); without them the networks are drawn
+    in-graph from ``seed`` with :meth:`~course_lib.rl.networks.ActorCritic.init`."""
+    learner = _init_learner(static, num, seed, params)
     key, k_env = jax.random.split(learner.key)
     env_part = reset_envs(make_env(static.env), k_env, static.num_envs)
     return Carry(learner._replace(key=key), *env_part)
@@ -241,7 +256,7 @@ def _run_chunk(static: TrainConfig, num: dict, carry: Carry, iters: jax.Array):
 
 _init_jit = jax.jit(init_carry, static_argnums=0)
 _chunk_jit = jax.jit(_run_chunk, static_argnums=0)
-_init_many = jax.jit(jax.vmap(init_carry, in_axes=(None, 0, 0)), static_argnums=0)
+_init_many = jax.jit(jax.vmap(init_carry, in_axes=(None, 0, 0, 0)), static_argnums=0)
 _chunk_many = jax.jit(
     jax.vmap(_run_chunk, in_axes=(None, 0, 0, None)), static_argnums=0
 )
@@ -301,9 +316,9 @@ def _tracked(iterable, total: int, desc: str, disable: bool):
             bar.update(1)
 
 
-def _drive(static, num, seeds, init_fn, chunk_fn, steps, desc):
+def _drive(static, num, seeds, params, init_fn, chunk_fn, steps, desc):
     chunks = _chunks(static.iterations, steps)
-    carry = init_fn(static, num, seeds)
+    carry = init_fn(static, num, seeds, params)
     outs = []
     with _progress(static.iterations, desc, disable=len(chunks) == 1) as bar:
         for iters in chunks:
@@ -358,8 +373,9 @@ def train(config: TrainConfig, seed: int = 0) -> TrainResult:
         params, mean_return, diag = _train_gymnasium(static, num, seed)
         _check_finite(mean_return, diag)
         return TrainResult(params, _env_steps(config), mean_return, diag)
+    start = jax.tree.map(lambda x: jnp.asarray(x[0]), initial_params(static, [seed]))
     params, mean_return, diag = _drive(
-        static, num, jnp.int32(seed), _init_jit, _chunk_jit, config.total_steps,
+        static, num, jnp.int32(seed), start, _init_jit, _chunk_jit, config.total_steps,
         f"{config.algo} {config.env}",
     )
     _check_finite(mean_return, diag)
@@ -395,9 +411,9 @@ def train_many(config: TrainConfig, seeds, **sweep) -> TrainResult:
     for k, (name, values) in enumerate(zip(sweep, axes)):
         num[name] = np.array([values[g[k]] for g in grid], np.float32)
     seed_arr = np.array([seeds[g[-1]] for g in grid], np.int32)
-    num, seed_arr = _shard(num, seed_arr)
+    num, seed_arr, start = _shard(num, seed_arr, initial_params(static, np.unique(seed_arr)))
     params, mean_return, diag = _drive(
-        static, num, seed_arr, _init_many, _chunk_many, config.total_steps * len(grid),
+        static, num, seed_arr, start, _init_many, _chunk_many, config.total_steps * len(grid),
         f"{config.algo} {config.env} ×{len(grid)}",
     )
     unpad = lambda x: np.asarray(x)[: len(grid)].reshape(shape + np.shape(x)[1:])
@@ -408,8 +424,9 @@ def train_many(config: TrainConfig, seeds, **sweep) -> TrainResult:
     return TrainResult(params, env_steps, mean_return, diag)
 
 
-def _shard(num: dict, seeds: np.ndarray):
-    """Pad the grid to a multiple of the device count and lay it out over the devices."""
+def _shard(num: dict, seeds: np.ndarray, params: Params):
+    """Pad the grid to a multiple of the device count and lay it out over the devices, with
+    each grid point's starting networks (``params`` of the sorted unique seeds)."""
     devices = jax.local_devices()
     g = len(seeds)
     pad = (-g) % len(devices)
@@ -419,7 +436,9 @@ def _shard(num: dict, seeds: np.ndarray):
     mesh = jax.sharding.Mesh(np.array(devices), ("grid",))
     spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("grid"))
     put = lambda x: jax.device_put(jnp.asarray(x), spec)
-    return {k: put(v) for k, v in num.items()}, put(seeds)
+    row = np.searchsorted(np.unique(seeds), seeds)
+    return ({k: put(v) for k, v in num.items()}, put(seeds),
+            jax.tree.map(lambda x: put(x[row]), params))
 
 
 # ------------------------------------------------------------------------------------------
@@ -457,7 +476,8 @@ def _train_gymnasium(static: TrainConfig, num: dict, seed: int):
         vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
     )
     act = jax.jit(lambda p, o, k: model.sample(model.policy(p, o), k))
-    learner = jax.jit(_init_learner, static_argnums=0)(static, num, jnp.int32(seed))
+    start = jax.tree.map(lambda x: jnp.asarray(x[0]), initial_params(static, [seed]))
+    learner = jax.jit(_init_learner, static_argnums=0)(static, num, jnp.int32(seed), start)
     rng = np.random.default_rng(seed)
     key = jax.random.key(seed + 1)
     outs = []
