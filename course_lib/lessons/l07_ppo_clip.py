@@ -36,13 +36,14 @@ from course_lib._validate import check_int_at_least, check_non_negative, check_r
 from course_lib.core.surrogate import clipped_surrogate
 from course_lib.lessons.common import SeedBand, final_return, nearest_index, seed_band
 from course_lib.rl.config import TrainConfig
-from course_lib.rl.networks import model_from_config
+from course_lib.rl.networks import Params, model_from_config
 from course_lib.rl.ppo import EPOCH_DIAGNOSTICS, PPOHyper, adapt_beta, run_epochs
 from course_lib.rl.train import (
     JAX_ENV_IDS,
     Carry,
     TrainResult,
     init_carry,
+    initial_params,
     iteration,
     numbers,
     prepare,
@@ -168,18 +169,20 @@ VARIANTS = ("clip", "no clip", "clip + early stop")
 """The three updates of :func:`epoch_study`, in the order of its leading axis."""
 
 
-def _warm_carry(static: TrainConfig, num: dict, seed: jax.Array, warmup: jax.Array) -> Carry:
-    """The training loop's state after ``warmup`` iterations (:func:`course_lib.rl.train.iteration`).
+def _warm_carry(static: TrainConfig, num: dict, seed: jax.Array, warmup: jax.Array,
+                params: Params) -> Carry:
+    """The training loop's state after ``warmup`` iterations (:func:`course_lib.rl.train.iteration`),
+    started from ``params``, the networks :func:`~course_lib.rl.train.train` starts ``seed`` from.
 
     ``warmup`` may be traced (the loop is a ``lax.fori_loop``), so one compiled program
     serves every number of warm-up iterations.
     """
-    carry = init_carry(static, num, seed)
+    carry = init_carry(static, num, seed, params)
     body = lambda i, c: iteration(static, num, c, i)[0]
     return jax.lax.fori_loop(jnp.int32(0), warmup, body, carry)
 
 
-def _study_one(static, epochs, num, target_kl, warmup, seed):
+def _study_one(static, epochs, num, target_kl, warmup, seed, params):
     """The three updates of :func:`epoch_study` for one (stage, seed), as one vmapped update.
 
     The plain surrogate is L^CLIP with ε = ∞ (clip(r, −∞, ∞) = r, so min(r·A, r·A) = r·A with
@@ -187,7 +190,7 @@ def _study_one(static, epochs, num, target_kl, warmup, seed):
     ``(ε, no early stop)``, ``(∞, no early stop)``, ``(ε, target_kl)``.
     """
     model = model_from_config(static)
-    carry = _warm_carry(static, num, seed, warmup)
+    carry = _warm_carry(static, num, seed, warmup, params)
     batch, lr, k_update = training_batch(static, num, carry, warmup)
     learner = carry.learner
     inf = jnp.float32(jnp.inf)
@@ -205,7 +208,7 @@ def _study_one(static, epochs, num, target_kl, warmup, seed):
     return jax.vmap(variant)(eps, stop), learner.last_mean_return
 
 
-_study_many = jax.jit(jax.vmap(_study_one, in_axes=(None, None, None, None, 0, 0)),
+_study_many = jax.jit(jax.vmap(_study_one, in_axes=(None, None, None, None, 0, 0, 0)),
                       static_argnums=(0, 1))
 
 
@@ -302,7 +305,8 @@ def epoch_study(
     w_grid, s_grid = np.meshgrid(stages, seed_list, indexing="ij")
     out, before = _study_many(static, epochs, numbers(config), jnp.float32(target_kl),
                               jnp.asarray(w_grid.ravel(), jnp.int32),
-                              jnp.asarray(s_grid.ravel(), jnp.int32))
+                              jnp.asarray(s_grid.ravel(), jnp.int32),
+                              initial_params(static, s_grid.ravel()))
     shape = (len(stages), len(seed_list))
     arrays = {
         name: np.moveaxis(np.asarray(out[name]).reshape(shape + (len(VARIANTS), epochs)), 2, 0)
