@@ -580,10 +580,10 @@ class GuaranteeCheck(NamedTuple):
         the line search saw it).
       heldout_gain: ``[K]`` the same step's surrogate improvement on a second, independent
         batch of θ_old: an estimate free of the batch's own noise.
-      raw_gain: ``[K]`` the improvement in units of return: with the GAE advantages R − V
+      raw_gain: ``[K]`` the improvement in units of return: with the raw GAE advantages Â
         centred (their mean removed, as the true advantages have mean 0 under π_old) but
         not divided by their standard deviation.
-      max_abs_advantage: ``[K]`` the largest of those centred |R − V| on the batch.
+      max_abs_advantage: ``[K]`` the largest of those centred |Â − mean Â| on the batch.
       delta: δ.
     """
 
