@@ -23,6 +23,11 @@ This module holds the computations of lesson 04:
 * **Advantage scale against δ**: :func:`advantage_scale_table` shows that scaling the
   advantages by c multiplies the gradient by c, so a plain gradient step's KL grows like c²
   (and so does a fixed-β penalty's optimum), while the δ-constrained step keeps KL ≈ δ.
+* **Where the bound comes from**: :func:`trpo_lower_bound` (Schulman et al. 2015, Theorem 1:
+  J(π') − J(π) ≥ L − C·max KL, C = 4·A_max·γ/(1 − γ)²), :func:`achiam_lower_bound`
+  (Achiam et al. 2017: the same with √(mean KL)) and :func:`improvement_bounds`, which
+  evaluates both, and every step of their derivation, exactly on one update of a tabular MDP
+  given as arrays (lesson 03's MDP supplies them; this module does not import lesson 03).
 
 Every function is pure JAX (jit/vmap friendly) unless its docstring says it returns NumPy,
 and checks its arguments, raising ``ValueError``/``TypeError`` naming the argument.
@@ -42,6 +47,7 @@ from course_lib._validate import (
     check_int_at_least,
     check_positive,
     check_rank,
+    check_same_shape,
     concrete_float,
 )
 from course_lib.core.curvature import dense_fisher
@@ -59,16 +65,20 @@ __all__ = [
     "KL_REGIMES",
     "SWEEP_TARGET_KLS",
     "AdvantageScaleTable",
+    "ImprovementBounds",
     "KLSweep",
     "RegimeRow",
     "SoftmaxToy",
     "ToyTrustRegion",
+    "achiam_lower_bound",
     "advantage_scale_table",
     "batch_kl",
     "bisect_step_size",
+    "improvement_bounds",
     "kl_sweep",
     "policy_directions",
     "regime_table",
+    "total_variation",
     "toy_constrained_optimum",
     "toy_fisher",
     "toy_gradient",
@@ -78,8 +88,10 @@ __all__ = [
     "toy_logits",
     "toy_natural_step",
     "toy_surrogate_gain",
-    "two_action_split",
     "toy_trust_region",
+    "trpo_lower_bound",
+    "trpo_penalty_coefficient",
+    "two_action_split",
 ]
 
 
@@ -735,3 +747,265 @@ def advantage_scale_table(
         scales_arr, np.asarray(gn), np.asarray(gkl), np.asarray(tkl), np.asarray(tnorm),
         np.asarray(pkl), float(lr), float(delta), float(beta),
     )
+
+
+# ------------------------------------------------------------------------------------------
+# 4. Where the bound comes from: TRPO's Theorem 1 and its mean-KL form
+# ------------------------------------------------------------------------------------------
+
+
+def _check_gamma(gamma) -> None:
+    check_rank(gamma, 0, "gamma")
+    g = concrete_float(gamma)
+    if g is not None and not 0.0 <= g < 1.0:
+        raise ValueError(f"gamma must lie in [0, 1), got {g}")
+
+
+def _check_terms(**terms) -> tuple[jax.Array, ...]:
+    """The named terms as arrays: scalars, or all of one shape (no silent broadcasting)."""
+    arrays = {name: jnp.asarray(value) for name, value in terms.items()}
+    shapes = {name: a.shape for name, a in arrays.items() if a.ndim > 0}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(
+            "the terms must be scalars or share one shape, got "
+            + ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        )
+    return tuple(arrays.values())
+
+
+def _check_non_negative_array(x: jax.Array, name: str) -> None:
+    """Raise ``ValueError`` if a concrete array ``x`` has an entry < 0 (or NaN)."""
+    if isinstance(x, jax.core.Tracer):
+        return
+    values = np.asarray(x, np.float64)
+    if not np.all(values >= 0):
+        raise ValueError(f"{name} must be >= 0, got {values}")
+
+
+def total_variation(p, q) -> jax.Array:
+    """D_TV(p‖q) = ½ Σ_a |p(a) − q(a)| per row (symmetric in p and q).
+
+    Args:
+      p: ``[..., A]`` probabilities.
+      q: ``[..., A]`` probabilities, the shape of ``p``.
+
+    Returns:
+      ``[...]`` total variations in [0, 1].
+
+    >>> round(float(total_variation(jnp.array([0.5, 0.5]), jnp.array([0.8, 0.2]))), 3)
+    0.3
+    """
+    p, q = jnp.asarray(p), jnp.asarray(q)
+    if jnp.ndim(p) < 1:
+        raise ValueError(f"p must have an action axis, got shape {jnp.shape(p)}")
+    check_same_shape(p, q, "p", "q")
+    return 0.5 * jnp.sum(jnp.abs(p - q), axis=-1)
+
+
+def trpo_penalty_coefficient(a_max, gamma) -> jax.Array:
+    """C = 4·A_max·γ / (1 − γ)², the KL penalty of Schulman et al. (2015), Theorem 1 and eq. 9.
+
+    Args:
+      a_max: A_max = max_{s,a} |A_π(s, a)| >= 0 (scalar or array).
+      gamma: the discount γ in [0, 1), a scalar.
+
+    Returns:
+      C, the shape of ``a_max``.
+
+    >>> round(float(trpo_penalty_coefficient(1.0, 0.99)))
+    39600
+    """
+    (a_max,) = _check_terms(a_max=a_max)
+    _check_non_negative_array(a_max, "a_max")
+    _check_gamma(gamma)
+    return 4.0 * a_max * gamma / (1.0 - gamma) ** 2
+
+
+def trpo_lower_bound(surrogate_gain, max_kl, a_max, gamma) -> jax.Array:
+    """TRPO's Theorem 1 in its KL form: a lower bound on J(π') − J(π).
+
+    Schulman et al. (2015), "Trust Region Policy Optimization", Theorem 1 with
+    D_TV(p‖q)² ≤ D_KL(p‖q) (their eq. 9):
+
+        J(π') − J(π) ≥ [L_π(π') − J(π)] − C·D_KL^max(π, π'),   C = 4·A_max·γ / (1 − γ)²,
+
+    with A_max = max_{s,a} |A_π(s, a)|, D_KL^max(π, π') = max_s KL(π(·|s) ‖ π'(·|s)) (old
+    policy first) and L_π(π') − J(π) = Σ_s ρ_π(s) Σ_a π'(a|s) A_π(s, a), ρ_π the unnormalised
+    discounted occupancy: lesson 03's ``surrogate_gain``.
+
+    Args:
+      surrogate_gain: L_π(π') − J(π), in units of return.
+      max_kl: D_KL^max(π, π') >= 0.
+      a_max: A_max >= 0.
+      gamma: γ in [0, 1), a scalar.
+      (The first three: scalars or arrays of one shape, e.g. ``[N]`` updates.)
+
+    Returns:
+      The lower bound, the shape of the arguments.
+    """
+    surrogate_gain, max_kl, a_max = _check_terms(
+        surrogate_gain=surrogate_gain, max_kl=max_kl, a_max=a_max)
+    _check_non_negative_array(max_kl, "max_kl")
+    return surrogate_gain - trpo_penalty_coefficient(a_max, gamma) * max_kl
+
+
+def achiam_lower_bound(surrogate_gain, mean_kl, expected_adv_max, gamma) -> jax.Array:
+    """The mean-KL bound of Achiam et al. (2017), "Constrained Policy Optimization".
+
+    Their Corollary 1 with the substitution of Corollary 3 (Pinsker, then Jensen):
+
+        J(π') − J(π) ≥ 1/(1 − γ)·E_{s~(1−γ)ρ_π, a~π'}[A_π(s, a)]
+                        − √2·γ·Ā_max / (1 − γ)² · √(E_{s~(1−γ)ρ_π}[KL(π'‖π)[s]]),
+
+    with π = π_old, π' = π_new, Ā_max = max_s |E_{a~π'}[A_π(s, a)]| (the paper's ε^{π'}; in
+    this course ε is PPO's clip range) and (1 − γ)ρ_π, ρ_π(s) = Σ_t γᵗ P(s_t = s | π), the
+    discounted state distribution (the paper's d^π). The first term is the surrogate gain
+    L_π(π') − J(π) of :func:`trpo_lower_bound`. The paper writes KL(π'‖π) (new policy first);
+    the bound holds as well with KL(π‖π'), TRPO's direction, since total variation is symmetric
+    and Pinsker's inequality holds in both directions.
+
+    Args:
+      surrogate_gain: 1/(1 − γ)·E_{s~(1−γ)ρ_π, a~π'}[A_π(s, a)], in units of return.
+      mean_kl: E_{s~(1−γ)ρ_π}[KL] >= 0, the KL averaged over the discounted distribution.
+      expected_adv_max: Ā_max >= 0.
+      gamma: γ in [0, 1), a scalar.
+      (The first three: scalars or arrays of one shape.)
+
+    Returns:
+      The lower bound, the shape of the arguments.
+    """
+    surrogate_gain, mean_kl, expected_adv_max = _check_terms(
+        surrogate_gain=surrogate_gain, mean_kl=mean_kl, expected_adv_max=expected_adv_max)
+    _check_non_negative_array(mean_kl, "mean_kl")
+    _check_non_negative_array(expected_adv_max, "expected_adv_max")
+    _check_gamma(gamma)
+    coefficient = jnp.sqrt(2.0) * gamma * expected_adv_max / (1.0 - gamma) ** 2
+    return surrogate_gain - coefficient * jnp.sqrt(mean_kl)
+
+
+class ImprovementBounds(NamedTuple):
+    """Every term of the two improvement bounds for one update π → π' of a tabular MDP.
+
+    ā(s) = Σ_a π'(a|s) A_π(s, a) is the new policy's expected old advantage in state s;
+    ρ, ρ' are the unnormalised discounted occupancies of π = π_old and π' = π_new
+    (Σ_t γᵗ P(s_t = s)); E_ρ[f] = (1 − γ)·Σ_s ρ(s) f(s) averages over the papers' discounted
+    distribution (1 − γ)ρ (its missing mass, when episodes end, sits on an absorbing end state
+    where nothing changes). KLs are KL(π‖π') (old first), in nats.
+
+    Attributes:
+      true_gain: Σ_s ρ'(s) ā(s) = J(π') − J(π) (performance-difference lemma).
+      surrogate_gain: Σ_s ρ(s) ā(s) = L_π(π') − J(π).
+      mismatch: Σ_s (ρ'(s) − ρ(s)) ā(s), the part of the true gain the surrogate misses.
+      occupancy_l1: ‖ρ' − ρ‖₁.
+      max_kl: max_s KL(π‖π')[s] (Theorem 1's D_KL^max).
+      mean_kl: Σ_s ρ(s) KL[s] / Σ_s ρ(s), the course's mean KL (what δ bounds).
+      discounted_kl: E_ρ[KL] = (1 − γ)·Σ_s ρ(s) KL[s] (Achiam et al.'s average).
+      max_tv: max_s D_TV(π‖π')[s].
+      discounted_tv: E_ρ[D_TV].
+      a_max: max_{s,a} |A_π(s, a)|.
+      expected_adv_max: Ā_max = max_s |ā(s)| (Achiam et al.'s ε^{π'}).
+      trpo_tv_bound: surrogate_gain − 4·A_max·γ/(1 − γ)²·max_tv² (Theorem 1 before Pinsker).
+      trpo_bound: surrogate_gain − C·max_kl (Theorem 1, KL form).
+      achiam_tv_bound: surrogate_gain − 2·γ·Ā_max/(1 − γ)²·discounted_tv (Corollary 1).
+      achiam_bound: surrogate_gain − √2·γ·Ā_max/(1 − γ)²·√discounted_kl (Corollary 3).
+    """
+
+    true_gain: jax.Array
+    surrogate_gain: jax.Array
+    mismatch: jax.Array
+    occupancy_l1: jax.Array
+    max_kl: jax.Array
+    mean_kl: jax.Array
+    discounted_kl: jax.Array
+    max_tv: jax.Array
+    discounted_tv: jax.Array
+    a_max: jax.Array
+    expected_adv_max: jax.Array
+    trpo_tv_bound: jax.Array
+    trpo_bound: jax.Array
+    achiam_tv_bound: jax.Array
+    achiam_bound: jax.Array
+
+
+@jax.jit
+def _improvement_bounds(old_logits, new_logits, advantages, occupancy_old, occupancy_new, gamma):
+    pi_old = jax.nn.softmax(old_logits, axis=-1)
+    pi_new = jax.nn.softmax(new_logits, axis=-1)
+    kl = categorical_kl(old_logits, new_logits)
+    tv = total_variation(pi_old, pi_new)
+    expected_adv = jnp.sum(pi_new * advantages, axis=-1)
+    d_old = (1.0 - gamma) * occupancy_old
+    surrogate_gain = jnp.sum(occupancy_old * expected_adv)
+    max_kl, max_tv = jnp.max(kl), jnp.max(tv)
+    discounted_kl = jnp.sum(d_old * kl)
+    discounted_tv = jnp.sum(d_old * tv)
+    a_max = jnp.max(jnp.abs(advantages))
+    expected_adv_max = jnp.max(jnp.abs(expected_adv))
+    scale = gamma / (1.0 - gamma) ** 2
+    return ImprovementBounds(
+        true_gain=jnp.sum(occupancy_new * expected_adv),
+        surrogate_gain=surrogate_gain,
+        mismatch=jnp.sum((occupancy_new - occupancy_old) * expected_adv),
+        occupancy_l1=jnp.sum(jnp.abs(occupancy_new - occupancy_old)),
+        max_kl=max_kl,
+        mean_kl=jnp.sum(occupancy_old * kl) / jnp.sum(occupancy_old),
+        discounted_kl=discounted_kl,
+        max_tv=max_tv,
+        discounted_tv=discounted_tv,
+        a_max=a_max,
+        expected_adv_max=expected_adv_max,
+        trpo_tv_bound=surrogate_gain - 4.0 * a_max * scale * max_tv**2,
+        trpo_bound=surrogate_gain - 4.0 * a_max * scale * max_kl,
+        achiam_tv_bound=surrogate_gain - 2.0 * expected_adv_max * scale * discounted_tv,
+        achiam_bound=surrogate_gain - jnp.sqrt(2.0) * expected_adv_max * scale * jnp.sqrt(discounted_kl),
+    )
+
+
+def improvement_bounds(
+    old_logits, new_logits, advantages, occupancy_old, occupancy_new, gamma
+) -> ImprovementBounds:
+    """Evaluate TRPO's Theorem 1 and Achiam et al.'s mean-KL bound exactly on one update.
+
+    From the exact quantities of a tabular MDP (e.g. lesson 03's ``policy_logits``,
+    ``policy_evaluation`` and ``state_occupancy``), computes the true gain by the
+    performance-difference lemma, the surrogate gain, the KLs and total variations, and the
+    four lower bounds of :class:`ImprovementBounds`:
+
+    * Schulman et al. (2015), Theorem 1: J(π') − J(π) ≥ L − 4·A_max·γ/(1 − γ)²·(D_TV^max)²,
+      and with (D_TV)² ≤ D_KL: ≥ L − C·D_KL^max (:func:`trpo_lower_bound`);
+    * Achiam et al. (2017), Corollary 1: ≥ L − 2γ·Ā_max/(1 − γ)²·E_ρ[D_TV], and with
+      Pinsker and Jensen (Corollary 3): ≥ L − √2·γ·Ā_max/(1 − γ)²·√(E_ρ[KL])
+      (:func:`achiam_lower_bound`), here with KL(π‖π').
+
+    Jitted; ``jax.vmap`` it over a family of updates (``new_logits`` and ``occupancy_new``).
+
+    Args:
+      old_logits: ``[S, A]`` logits of π in every state.
+      new_logits: ``[S, A]`` logits of π'.
+      advantages: ``[S, A]`` the exact advantages A_π(s, a) of the OLD policy.
+      occupancy_old: ``[S]`` ρ_π(s) = Σ_t γᵗ P(s_t = s | π), unnormalised (lesson 03's
+        ``state_occupancy``; Σ_s ρ(s) = 1/(1 − γ) when no episode ends).
+      occupancy_new: ``[S]`` ρ_π'(s).
+      gamma: the discount γ in [0, 1), a scalar.
+
+    Returns:
+      An :class:`ImprovementBounds` of scalars.
+    """
+    old_logits, new_logits, advantages = (
+        jnp.asarray(x) for x in (old_logits, new_logits, advantages))
+    occupancy_old, occupancy_new = jnp.asarray(occupancy_old), jnp.asarray(occupancy_new)
+    check_rank(old_logits, 2, "old_logits")
+    check_same_shape(new_logits, old_logits, "new_logits", "old_logits")
+    check_same_shape(advantages, old_logits, "advantages", "old_logits")
+    check_rank(occupancy_old, 1, "occupancy_old")
+    check_same_shape(occupancy_new, occupancy_old, "occupancy_new", "occupancy_old")
+    if occupancy_old.shape[0] != old_logits.shape[0]:
+        raise ValueError(
+            f"occupancy_old must have one entry per state of old_logits "
+            f"({old_logits.shape[0]}), got shape {occupancy_old.shape}"
+        )
+    _check_non_negative_array(occupancy_old, "occupancy_old")
+    _check_non_negative_array(occupancy_new, "occupancy_new")
+    _check_gamma(gamma)
+    return _improvement_bounds(old_logits, new_logits, advantages, occupancy_old,
+                               occupancy_new, jnp.asarray(gamma, old_logits.dtype))
