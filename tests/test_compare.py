@@ -490,3 +490,19 @@ def test_evaluate_seeds_matches_evaluate_and_update_timing_runs(env):
     assert summarize(result, config, scores).env_steps.tolist() == [32, 64]
     for algo in ("ppo", "ppo_penalty", "trpo", "npg"):
         assert time_per_update(config.replace(algo=algo, target_kl=0.01), repeats=1) > 0.0
+
+
+def test_evaluate_seeds_and_select_run_carry_the_observation_statistics():
+    """A ``normalize_obs`` grid: ``select_run`` keeps each setting's statistics and
+    ``evaluate_seeds`` normalises each seed's observations by its own, as ``evaluate`` does."""
+    config = TINY.replace(normalize_obs=True)
+    result = train_many(config, [0, 1], lr=[TINY.lr, 1e-3])
+    run = select_run(result, 1)
+    assert run.obs_stats.mean.shape == (2, 4)
+    scores = evaluate_seeds(run, config, episodes=2, seed=7)
+    for s in range(2):
+        one = jax.tree.map(lambda x, s=s: x[s], (run.params, run.obs_stats))
+        assert scores[s] == pytest.approx(evaluate(one[0], config, 2, 7, obs_stats=one[1]),
+                                          rel=1e-4)
+    with pytest.raises(ValueError, match="obs_stats"):
+        evaluate_seeds(run._replace(obs_stats=None), config, episodes=2)

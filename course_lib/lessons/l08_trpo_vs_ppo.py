@@ -50,6 +50,7 @@ from course_lib.lessons.stats import Difference, Estimate, iqm_difference, iqm_i
 from course_lib.rl.algos import get_algo, init_opt_state
 from course_lib.rl.config import TrainConfig
 from course_lib.rl.networks import ActorCritic, Params, model_from_config
+from course_lib.rl.normalize import normalize
 from course_lib.rl.ppo import ppo_update
 from course_lib.rl.rollout import Batch
 from course_lib.rl.train import TrainResult, enable_compilation_cache
@@ -312,7 +313,8 @@ def select_run(result: TrainResult, index: int) -> TrainResult:
     take = lambda x: x[int(index)]
     return TrainResult(jax.tree.map(take, result.params), np.asarray(result.env_steps)[int(index)],
                        ret[int(index)], {k: np.asarray(v)[int(index)]
-                                         for k, v in result.diagnostics.items()})
+                                         for k, v in result.diagnostics.items()},
+                       jax.tree.map(take, result.obs_stats))
 
 
 def evaluate_seeds(result: TrainResult, config: TrainConfig, episodes: int = 10,
@@ -321,9 +323,10 @@ def evaluate_seeds(result: TrainResult, config: TrainConfig, episodes: int = 10,
 
     ``result`` from ``train_many(config, seeds)`` (one leading seed axis). Each seed's policy
     runs ``episodes`` episodes of the real gymnasium ``config.env``, seeded ``seed, seed+1,
-    ...``, exactly as :func:`course_lib.evaluate` does for one policy; here all seeds' episodes
-    run side by side in one vector environment (one compiled call per step for all of them).
-    Returns ``[S]``, the mean return of each seed's episodes.
+    ...``, exactly as :func:`course_lib.evaluate` does for one policy (each seed's frozen
+    ``result.obs_stats`` normalising its observations when ``config.normalize_obs``); here all
+    seeds' episodes run side by side in one vector environment (one compiled call per step for
+    all of them). Returns ``[S]``, the mean return of each seed's episodes.
     """
     import gymnasium
 
@@ -339,7 +342,11 @@ def evaluate_seeds(result: TrainResult, config: TrainConfig, episodes: int = 10,
     policy = jnp.asarray(result.params.policy)
     if policy.shape[0] != n:
         raise ValueError(f"result.params.policy must have {n} seeds, got shape {policy.shape}")
-    act = jax.jit(jax.vmap(lambda p, o: model.greedy(model.policy(p, o))))
+    stats = result.obs_stats
+    if bool(config.normalize_obs) != (stats is not None):
+        raise ValueError("result.obs_stats must be present exactly when config.normalize_obs is on")
+    seen = (lambda s, o: o) if stats is None else normalize
+    act = jax.jit(jax.vmap(lambda p, s, o: model.greedy(model.policy(p, seen(s, o)))))
     venv = gymnasium.make_vec(config.env, num_envs=n * episodes, vectorization_mode="sync")
     try:
         obs, _ = venv.reset(seed=[int(seed) + e for _ in range(n) for e in range(episodes)])
@@ -347,7 +354,7 @@ def evaluate_seeds(result: TrainResult, config: TrainConfig, episodes: int = 10,
         finished = np.zeros(n * episodes, bool)
         while not finished.all():
             o = jnp.asarray(obs, jnp.float32).reshape(n, episodes, -1)
-            action = np.asarray(act(policy, o))
+            action = np.asarray(act(policy, stats, o))
             action = action.reshape((n * episodes,) + action.shape[2:])
             obs, reward, term, trunc, _ = venv.step(action)
             totals += np.where(finished, 0.0, reward)

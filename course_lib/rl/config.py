@@ -63,6 +63,37 @@ class TrainConfig:
     """TRPO: line-search tries (fractions shrink^k, k = 0..max_backtracks-1)."""
     fisher_subsample: int = 1
     """TRPO/NPG: use every k-th state for the Fisher-vector product (TRPO paper: 10 %)."""
+    normalize_obs: bool = False
+    """Observation normalisation (Engstrom et al. 2020 §3; Huang et al. 2022, continuous detail
+    6–7; gymnasium's ``NormalizeObservation`` as CleanRL's continuous PPO uses it): a running
+    mean and variance over every observation the policy acts on, updated each step from the
+    raw observations of all envs, and the networks see ``clip((obs − mean)/√(var + 1e-8), −10,
+    10)``, in the rollout and in the update alike (the batch holds what they saw). The
+    statistics are part of the loop's state and come back frozen in ``TrainResult.obs_stats``,
+    which :func:`course_lib.evaluate` applies. Helps when observation scales differ a lot."""
+    scale_rewards: bool = False
+    """Reward scaling (Engstrom et al. 2020 §3; Huang et al. 2022, continuous detail 8;
+    gymnasium's ``NormalizeReward``, baselines' ``VecNormalize``): each env keeps a discounted
+    return G ← γ·G + r, reset to 0 when its episode ends; the learner's rewards are divided by
+    the running std of G (no mean subtracted). ``mean_return`` still reports the raw returns."""
+    bootstrap_truncation: bool = True
+    """At a time-limit truncation (CartPole's 500th step, every 200th step of Pendulum), GAE
+    bootstraps with V(final observation), as the episode could have gone on (Pardo et al. 2018,
+    "Time Limits in Reinforcement Learning"). False treats truncation as termination (value 0
+    after it), as the original baselines/CleanRL PPO code does."""
+    clip_actions: bool = True
+    """Continuous actions: the sampled action is clipped to the action space's bounds before
+    the env step (Huang et al. 2022, continuous detail 5); the batch keeps the unclipped sample,
+    whose log-probability the update uses. False passes the unclipped action to the env. On
+    Pendulum-v1 the two are the same program in effect: the env clips the torque to [−2, 2]
+    itself, for the dynamics and for the cost, exactly as gymnasium's Pendulum does; an env
+    that does not clip (e.g. a MuJoCo task on the gymnasium path, whose control cost sees the
+    raw action) behaves differently. Discrete actions are never clipped."""
+    ortho_init: bool = True
+    """Orthogonal weights (Saxe et al. 2014) with gain √2 in hidden layers, 0.01 at the policy
+    output and 1 at the value output, zero biases (Engstrom et al. 2020 §3; Huang et al. 2022,
+    detail 2). False draws flax's default instead: LeCun normal (truncated normal with variance
+    1/fan_in), zero biases."""
 
     # --- numeric: traced, so a new value reuses the compiled program ----------------------
     lr: float = 2.5e-3
@@ -90,6 +121,9 @@ class TrainConfig:
     """TRPO/NPG: damping μ in (F + μI) for CG."""
     backtrack_ratio: float = 0.8
     """TRPO: line-search shrink factor."""
+    adam_eps: float = 1e-5
+    """Adam's ε (the denominator is √v̂ + ε): 1e-5 as in the PPO reference code (Huang et al.
+    2022, detail 3), where PyTorch's and optax's default is 1e-8."""
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, list):  # e.g. from JSON or a widget; tuples are hashable
@@ -124,6 +158,11 @@ class TrainConfig:
         """Names of the traced (float) fields."""
         return tuple(f.name for f in dataclasses.fields(cls) if f.type == "float")
 
+    @classmethod
+    def switch_fields(cls) -> tuple[str, ...]:
+        """Names of the on/off (bool) fields; each is structural."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.type == "bool")
+
     def validate(self) -> TrainConfig:
         """Raise ``ValueError``/``TypeError`` naming the first bad field; return self."""
         if self.algo not in ALGOS:
@@ -151,6 +190,10 @@ class TrainConfig:
             )
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {self.hidden}")
+        for name in self.switch_fields():
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {value!r}")
         for name in self.numeric_fields():
             check_numeric(name, getattr(self, name))
         if self.algo == "ppo_penalty" and not math.isfinite(self.target_kl):
@@ -170,7 +213,7 @@ _TUNED: dict[str, dict[str, dict]] = {
     },
 }
 
-_POSITIVE = {"lr", "delta", "target_kl", "beta", "max_grad_norm"}
+_POSITIVE = {"lr", "delta", "target_kl", "beta", "max_grad_norm", "adam_eps"}
 _UNIT = {"gamma", "gae_lambda"}
 
 

@@ -8,7 +8,9 @@ A policy maps observations ``[B, O]`` to the parameters of an action distributio
 
 Hidden layers are tanh MLPs with orthogonal initialisation (gain √2, output gain 0.01 for the
 policy and 1 for the value), as in the PPO reference implementations (Huang et al. 2022,
-"The 37 Implementation Details of PPO").
+"The 37 Implementation Details of PPO"); ``ortho_init=False`` gives flax's default instead
+(LeCun normal: a normal truncated to ±2 standard deviations, scaled to variance 1/fan_in),
+the ablation of Engstrom et al. (2020).
 
 TRPO solves a linear system in parameter space and optax updates faster on one array than on a
 nested pytree, so :class:`ActorCritic` stores each network's parameters as ONE flat float32
@@ -34,18 +36,22 @@ from course_lib.rl.envs import env_spec
 
 
 class MLP(nn.Module):
-    """tanh MLP ``[B, O] → [B, out]`` with orthogonal initialisation."""
+    """tanh MLP ``[B, O] → [B, out]`` with orthogonal initialisation (gain √2, ``out_gain`` at
+    the output), or flax's default LeCun normal when ``ortho`` is False."""
 
     hidden: tuple[int, ...]
     out: int
     out_gain: float
+    ortho: bool = True
 
     @nn.compact
     def __call__(self, x):
+        init = (lambda gain: nn.initializers.orthogonal(gain)) if self.ortho else (
+            lambda gain: nn.initializers.lecun_normal())
         for width in self.hidden:
-            x = nn.Dense(width, kernel_init=nn.initializers.orthogonal(jnp.sqrt(2.0)))(x)
+            x = nn.Dense(width, kernel_init=init(jnp.sqrt(2.0)))(x)
             x = jnp.tanh(x)
-        return nn.Dense(self.out, kernel_init=nn.initializers.orthogonal(self.out_gain))(x)
+        return nn.Dense(self.out, kernel_init=init(self.out_gain))(x)
 
 
 def orthogonal_numpy(rng: np.random.Generator, shape: tuple[int, int], gain: float) -> np.ndarray:
@@ -62,10 +68,28 @@ def orthogonal_numpy(rng: np.random.Generator, shape: tuple[int, int], gain: flo
     return (gain * (q.T if n_rows < n_cols else q)).astype(np.float32)
 
 
-def _mlp_leaf(path: tuple[str, ...], shape, hidden: int, out_gain: float, rng) -> np.ndarray:
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+"""The standard deviation of a standard normal truncated to [−2, 2] (flax's variance scaling)."""
+
+
+def lecun_normal_numpy(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A ``[fan_in, fan_out]`` matrix with flax's default kernel distribution, LeCun normal
+    (LeCun et al. 1998): a standard normal truncated to [−2, 2] (redrawn outside), divided by
+    that truncated normal's std and scaled by √(1/fan_in), so each entry has variance 1/fan_in.
+    The distribution of ``flax.linen.initializers.lecun_normal()``, drawn in NumPy."""
+    x = rng.standard_normal(shape)
+    while (outside := np.abs(x) > 2.0).any():
+        x[outside] = rng.standard_normal(int(outside.sum()))
+    return (x * (np.sqrt(1.0 / shape[0]) / TRUNCATED_NORMAL_STD)).astype(np.float32)
+
+
+def _mlp_leaf(path: tuple[str, ...], shape, hidden: int, out_gain: float, rng,
+              ortho: bool = True) -> np.ndarray:
     layer, kind = path[-2], path[-1]
     if kind == "bias":
         return np.zeros(shape, np.float32)
+    if not ortho:
+        return lecun_normal_numpy(rng, shape)
     last = int(layer.split("_")[1]) == hidden
     return orthogonal_numpy(rng, shape, out_gain if last else float(np.sqrt(2.0)))
 
@@ -88,10 +112,11 @@ class GaussianHead(nn.Module):
     hidden: tuple[int, ...]
     action_dim: int
     init_log_std: float
+    ortho: bool = True
 
     @nn.compact
     def __call__(self, x):
-        mean = MLP(self.hidden, self.action_dim, 0.01)(x)
+        mean = MLP(self.hidden, self.action_dim, 0.01, self.ortho)(x)
         log_std = self.param(
             "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
         )
@@ -114,7 +139,9 @@ class ActorCritic:
     """A policy network and a separate value network over flat parameter vectors.
 
     ``discrete``: categorical over ``n_actions`` actions, else a ``n_actions``-dimensional
-    diagonal Gaussian. All methods are pure and work under ``jit``/``vmap``.
+    diagonal Gaussian. ``ortho_init``: orthogonal initial weights (gains √2, 0.01 policy output,
+    1 value output), else flax's default LeCun normal. All methods are pure and work under
+    ``jit``/``vmap``.
     """
 
     obs_dim: int
@@ -122,14 +149,15 @@ class ActorCritic:
     discrete: bool
     hidden: tuple[int, ...] = (64, 64)
     init_log_std: float = 0.0
+    ortho_init: bool = True
 
     def _policy_module(self) -> nn.Module:
         if self.discrete:
-            return MLP(self.hidden, self.n_actions, 0.01)
-        return GaussianHead(self.hidden, self.n_actions, self.init_log_std)
+            return MLP(self.hidden, self.n_actions, 0.01, self.ortho_init)
+        return GaussianHead(self.hidden, self.n_actions, self.init_log_std, self.ortho_init)
 
     def _value_module(self) -> nn.Module:
-        return MLP(self.hidden, 1, 1.0)
+        return MLP(self.hidden, 1, 1.0, self.ortho_init)
 
     def _unravel(self, module: nn.Module) -> Callable:
         return _unravel_fn(module, self.obs_dim)
@@ -142,15 +170,16 @@ class ActorCritic:
             if names[-1] == "log_std":
                 flat.append(np.full(leaf.shape, self.init_log_std, np.float32))
             else:
-                flat.append(_mlp_leaf(names, leaf.shape, len(self.hidden), out_gain, rng))
+                flat.append(_mlp_leaf(names, leaf.shape, len(self.hidden), out_gain, rng,
+                                      self.ortho_init))
         return np.concatenate([x.ravel() for x in flat])
 
     def init_numpy(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Fresh ``(policy_params [P], value_params [V])`` drawn on the host from ``seed``.
 
-        The same distribution as :meth:`init` (orthogonal weights with the same gains, zero
-        biases), from NumPy's generator: the training loop starts from these so that no
-        initialiser has to be compiled.
+        The same distribution as :meth:`init` (orthogonal weights with the same gains, or
+        LeCun normal when not ``ortho_init``; zero biases), from NumPy's generator: the
+        training loop starts from these so that no initialiser has to be compiled.
         """
         rng = np.random.default_rng(seed)
         return (self._init_numpy(self._policy_module(), 0.01, rng),
@@ -221,6 +250,8 @@ class Params(NamedTuple):
 
 def model_from_config(config) -> ActorCritic:
     """The :class:`ActorCritic` a :class:`course_lib.rl.config.TrainConfig` trains: sized by
-    ``config.env`` (:func:`course_lib.rl.envs.env_spec`), hidden layers ``config.hidden``."""
+    ``config.env`` (:func:`course_lib.rl.envs.env_spec`), hidden layers ``config.hidden``,
+    initialised as ``config.ortho_init`` says."""
     spec = env_spec(config.env)
-    return ActorCritic(spec.obs_dim, spec.n_actions, spec.discrete, tuple(config.hidden))
+    return ActorCritic(spec.obs_dim, spec.n_actions, spec.discrete, tuple(config.hidden),
+                       ortho_init=bool(getattr(config, "ortho_init", True)))

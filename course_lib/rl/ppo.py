@@ -41,13 +41,17 @@ class PPOHyper(NamedTuple):
     max_grad_norm: jax.Array
     target_kl: jax.Array
     beta: jax.Array
+    adam_eps: jax.Array
 
     from_config = classmethod(hyper_from_config)
 
 
-def optimizer(max_grad_norm: jax.Array) -> optax.GradientTransformation:
-    """Global-norm clipping then Adam's scaling; the caller multiplies by −lr."""
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=1e-5))
+def optimizer(max_grad_norm: jax.Array,
+              eps: jax.Array | float = 1e-5) -> optax.GradientTransformation:
+    """Global-norm clipping then Adam's scaling with ε = ``eps`` (``config.adam_eps``, traced
+    in training); the caller multiplies by −lr. Adam's state does not depend on ε, so
+    ``optimizer(m).init(params)`` serves any ε."""
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=eps))
 
 
 def ppo_loss(
@@ -104,7 +108,7 @@ def ppo_update(
     ``{"updates_done": fraction of the minibatch steps taken before early stopping}``.
     """
     n = batch.obs.shape[0]
-    tx = optimizer(hp.max_grad_norm)
+    tx = optimizer(hp.max_grad_norm, hp.adam_eps)
     index = minibatch_indices(key, n, epochs, minibatches)
     grad_fn = jax.grad(ppo_loss, has_aux=True)
 

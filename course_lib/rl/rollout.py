@@ -18,6 +18,7 @@ from course_lib.core.advantages import gae_from_next_values, normalize_advantage
 from course_lib.core.surrogate import clip_fraction, kl_estimate
 from course_lib.rl.envs import JaxEnv
 from course_lib.rl.networks import ActorCritic, Dist, Params
+from course_lib.rl.normalize import Normalizers, normalize, observe, scale_rewards
 
 
 class Batch(NamedTuple):
@@ -95,7 +96,12 @@ def explained_variance(values: jax.Array, returns: jax.Array) -> jax.Array:
 
 class Trajectory(NamedTuple):
     """``num_steps × num_envs`` transitions (leaves ``[T, N, ...]``); ``final_obs`` is the real
-    next observation (before any reset), ``done`` = terminated or truncated."""
+    next observation (before any reset), ``done`` = terminated or truncated.
+
+    ``obs`` and ``final_obs`` are what the networks see (normalised when the rollout runs
+    observation normalisation), ``actions`` the sampled (unclipped) actions whose
+    log-probabilities ``logp`` are, and ``rewards`` what the learner sees (scaled when the
+    rollout runs reward scaling)."""
 
     obs: jax.Array
     actions: jax.Array
@@ -116,21 +122,35 @@ def where_done(done: jax.Array, a, b):
 
 def run_envs(
     env: JaxEnv, model: ActorCritic, policy_params: jax.Array, env_part: tuple, key: jax.Array,
-    num_steps: int,
+    num_steps: int, *, clip_actions: bool = True, gamma: jax.Array | float | None = None,
 ) -> tuple[tuple, Trajectory, jax.Array, jax.Array]:
     """``num_steps`` steps of ``N`` JAX envs under π(θ = ``policy_params``), restarting episodes
     as they end: the one rollout of course_lib, used by training and by every lesson.
 
-    ``env_part = (env_state, obs [N, O], ep_return [N])`` is where the envs stand. All random
-    numbers (action noise, the states new episodes start from) are drawn before the loop, in
-    one batch; a discrete action is Gumbel-max, ``argmax(logits + Gumbel noise)``, a sample of
-    Categorical(logits); a continuous one is ``mean + σ·ε``.
+    ``env_part = (env_state, obs [N, O], ep_return [N])`` is where the envs stand (``obs`` as
+    the envs return it), optionally with a fourth item, the envs'
+    :class:`~course_lib.rl.normalize.Normalizers`: then before each step the observation
+    statistics (if any) absorb the step's observations and the networks see them normalised
+    (:func:`~course_lib.rl.normalize.observe`; ``final_obs`` normalised with the same
+    statistics), and the rewards (if scaled) are divided by the running std of the discounted
+    return with discount ``gamma`` (:func:`~course_lib.rl.normalize.scale_rewards`).
+    ``ep_return`` and the returns reported always add up the raw rewards.
 
-    Returns ``(env_part, traj, ret_sum, ep_count)``: where the envs stand now, the
-    :class:`Trajectory` ``[T, N, ...]``, and the sum and count of the returns of the episodes
-    that ended.
+    All random numbers (action noise, the states new episodes start from) are drawn before the
+    loop, in one batch; a discrete action is Gumbel-max, ``argmax(logits + Gumbel noise)``, a
+    sample of Categorical(logits); a continuous one is ``mean + σ·ε``, clipped to the env's
+    action bounds before the env step when ``clip_actions`` (the trajectory keeps the unclipped
+    sample and its log-probability).
+
+    Returns ``(env_part, traj, ret_sum, ep_count)``: where the envs stand now (as many items as
+    given), the :class:`Trajectory` ``[T, N, ...]``, and the sum and count of the returns of
+    the episodes that ended.
     """
-    env_state, obs, ep_return = env_part
+    env_state, obs, ep_return, *rest = env_part
+    norm = rest[0] if rest else Normalizers()
+    if norm.ret is not None and gamma is None:
+        raise ValueError("gamma must be given when the rollout scales rewards")
+    clip = clip_actions and not env.discrete
     k_noise, k_reset = jax.random.split(key)
     t, n = num_steps, obs.shape[0]
     if env.discrete:
@@ -140,38 +160,45 @@ def run_envs(
     resets = jax.vmap(jax.vmap(env.reset))(jax.random.split(k_reset, (t, n)))
 
     def step(c, xs):
-        env_state, obs, ep_return, ret_sum, ep_count = c
+        env_state, raw_obs, ep_return, norm, ret_sum, ep_count = c
         eps_t, (reset_state, reset_obs) = xs
+        norm, obs = observe(norm, raw_obs)
         dist = model.policy(policy_params, obs)
         if env.discrete:  # Gumbel-max: argmax(logits + Gumbel noise) ~ Categorical(logits)
             action = jnp.argmax(dist.logits + eps_t, axis=-1).astype(jnp.int32)
         else:
             action = dist.logits + jnp.exp(dist.log_std) * eps_t
         logp = model.log_prob(dist, action)
-        next_state, final_obs, reward, term, trunc = jax.vmap(env.step)(env_state, action)
+        env_action = jnp.clip(action, env.action_low, env.action_high) if clip else action
+        next_state, final_obs, reward, term, trunc = jax.vmap(env.step)(env_state, env_action)
         done = term | trunc
         env_state = where_done(done, reset_state, next_state)
         next_obs = where_done(done, reset_obs, final_obs)
+        if norm.obs is not None:
+            final_obs = normalize(norm.obs, final_obs)
         ep_return = ep_return + reward
         ret_sum = ret_sum + jnp.sum(jnp.where(done, ep_return, 0.0))
         ep_count = ep_count + jnp.sum(done)
         ep_return = jnp.where(done, 0.0, ep_return)
-        out = Trajectory(obs, action, logp, dist, reward, term, done, final_obs)
-        return (env_state, next_obs, ep_return, ret_sum, ep_count), out
+        norm, learn_reward = scale_rewards(norm, reward, done, gamma)
+        out = Trajectory(obs, action, logp, dist, learn_reward, term, done, final_obs)
+        return (env_state, next_obs, ep_return, norm, ret_sum, ep_count), out
 
-    init = (env_state, obs, ep_return, jnp.zeros(()), jnp.zeros((), jnp.int32))
-    (env_state, obs, ep_return, ret_sum, ep_count), traj = jax.lax.scan(step, init, (noise, resets))
-    return (env_state, obs, ep_return), traj, ret_sum, ep_count
+    init = (env_state, obs, ep_return, norm, jnp.zeros(()), jnp.zeros((), jnp.int32))
+    (env_state, obs, ep_return, norm, ret_sum, ep_count), traj = jax.lax.scan(
+        step, init, (noise, resets))
+    return (env_state, obs, ep_return, *([norm] if rest else [])), traj, ret_sum, ep_count
 
 
 def trajectory_batch(
     model: ActorCritic, value_params: jax.Array, traj: Trajectory, gamma, lam,
-    normalize: bool = True,
+    normalize: bool = True, bootstrap_truncation: bool = True,
 ) -> Batch:
     """Flatten a ``[T, N]`` trajectory into a :class:`Batch` of ``T·N`` rows with GAE(γ, λ)
     advantages (Schulman et al. 2016) from the critic ``value_params``, bootstrapped with
-    V(final observation) where an episode was truncated; normalised to zero mean and unit std
-    when ``normalize``."""
+    V(final observation) where an episode was truncated (with ``bootstrap_truncation``; else a
+    truncation counts as a termination, value 0 after it); normalised to zero mean and unit
+    std when ``normalize``."""
     t, n = traj.rewards.shape
 
     def flat(x):
@@ -179,8 +206,9 @@ def trajectory_batch(
 
     values = model.value(value_params, flat(traj.obs)).reshape(t, n)
     next_values = model.value(value_params, flat(traj.final_obs)).reshape(t, n)
+    terminations = traj.terminated if bootstrap_truncation else traj.done
     adv, returns = gae_from_next_values(
-        traj.rewards, values, next_values, traj.terminated.astype(jnp.float32),
+        traj.rewards, values, next_values, terminations.astype(jnp.float32),
         traj.done.astype(jnp.float32), gamma, lam,
     )
     return Batch(

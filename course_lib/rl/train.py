@@ -2,8 +2,11 @@
 
 One iteration collects ``num_envs × num_steps`` transitions from the JAX-native environment
 with the current policy, computes GAE advantages (bootstrapping truncated episodes with
-V(final observation)), runs the algorithm's update (PPO, PPO-penalty, TRPO or NPG) and
-records diagnostics. Iterations run under one ``lax.scan`` (PureJaxRL, Lu et al. 2022).
+V(final observation) unless ``bootstrap_truncation`` is off), runs the algorithm's update (PPO,
+PPO-penalty, TRPO or NPG) and records diagnostics. Iterations run under one ``lax.scan``
+(PureJaxRL, Lu et al. 2022). The running statistics of observation normalisation and reward
+scaling (``normalize_obs``, ``scale_rewards``; :mod:`course_lib.rl.normalize`) travel in the
+loop's carry with the environments' state.
 
 Compilation is the expensive part on a laptop, so the program is compiled once per
 *structure*: the config's numeric fields (δ, ε, learning rate, ...) and the seed are traced
@@ -29,6 +32,14 @@ from course_lib.rl.algos import get_algo, init_opt_state
 from course_lib.rl.config import TrainConfig, check_numeric
 from course_lib.rl.envs import JAX_ENV_IDS, env_spec, make_env
 from course_lib.rl.networks import ActorCritic, Params, model_from_config
+from course_lib.rl.normalize import (
+    Normalizers,
+    RunningMeanStd,
+    init_normalizers,
+    normalize,
+    observe,
+    scale_rewards,
+)
 from course_lib.rl.rollout import (
     Batch,
     Trajectory,
@@ -90,12 +101,17 @@ class TrainResult(NamedTuple):
         (the surrogate of π_new minus that of π_old on the batch), ``param_norm``; PPO adds
         ``updates_done`` (fraction of minibatch steps before early stopping) and ``beta``;
         TRPO/NPG add ``cg_residual``, ``step_norm``, ``backtracks``, ``accepted``.
+      obs_stats: with ``normalize_obs``, the observation statistics at the end of training
+        (:class:`~course_lib.rl.normalize.RunningMeanStd`, ``mean``/``var`` ``[O]``): the
+        networks expect observations normalised by them, and :func:`course_lib.evaluate`
+        applies them frozen. None without ``normalize_obs``.
     """
 
     params: Params
     env_steps: np.ndarray
     mean_return: np.ndarray
     diagnostics: dict[str, np.ndarray]
+    obs_stats: RunningMeanStd | None = None
 
 
 # ------------------------------------------------------------------------------------------
@@ -128,12 +144,14 @@ class Learner(NamedTuple):
 
 
 class Carry(NamedTuple):
-    """The learner plus the state of the JAX-native environments."""
+    """The learner plus the state of the JAX-native environments: ``obs`` as the envs returned
+    it (raw), ``norm`` the running statistics of the normalisers that are switched on."""
 
     learner: Learner
     env_state: Any
     obs: jax.Array
     ep_return: jax.Array
+    norm: Normalizers = Normalizers()
 
 
 def initial_params(static: TrainConfig, seeds) -> Params:
@@ -162,8 +180,11 @@ def init_carry(static: TrainConfig, num: dict, seed: jax.Array,
     in-graph from ``seed`` with :meth:`~course_lib.rl.networks.ActorCritic.init`."""
     learner = _init_learner(static, num, seed, params)
     key, k_env = jax.random.split(learner.key)
-    env_part = reset_envs(make_env(static.env), k_env, static.num_envs)
-    return Carry(learner._replace(key=key), *env_part)
+    env = make_env(static.env)
+    env_part = reset_envs(env, k_env, static.num_envs)
+    norm = init_normalizers(env.obs_dim, static.num_envs, static.normalize_obs,
+                            static.scale_rewards)
+    return Carry(learner._replace(key=key), *env_part, norm)
 
 
 def learning_rate(static: TrainConfig, num: dict, it: jax.Array) -> jax.Array:
@@ -200,18 +221,20 @@ def _learn(
     return Learner(params, opt_state, key, beta, mean_return), (mean_return, diag)
 
 
-def _roll(static: TrainConfig, carry: Carry):
+def _roll(static: TrainConfig, num: dict, carry: Carry):
     """Split the learner's key and run the envs for one iteration (:func:`run_envs`)."""
     key, k_roll = jax.random.split(carry.learner.key)
     learner = carry.learner._replace(key=key)
-    env_part = (carry.env_state, carry.obs, carry.ep_return)
+    env_part = (carry.env_state, carry.obs, carry.ep_return, carry.norm)
     return learner, run_envs(make_env(static.env), model_from_config(static),
-                             learner.params.policy, env_part, k_roll, static.num_steps)
+                             learner.params.policy, env_part, k_roll, static.num_steps,
+                             clip_actions=static.clip_actions, gamma=num["gamma"])
 
 
 def _batch(static: TrainConfig, num: dict, model: ActorCritic, learner: Learner, traj) -> Batch:
     return trajectory_batch(model, learner.params.value, traj, num["gamma"], num["gae_lambda"],
-                            static.normalize_advantages == "batch")
+                            static.normalize_advantages == "batch",
+                            bootstrap_truncation=static.bootstrap_truncation)
 
 
 def iteration(static: TrainConfig, num: dict, carry: Carry, it: jax.Array):
@@ -220,7 +243,7 @@ def iteration(static: TrainConfig, num: dict, carry: Carry, it: jax.Array):
     ``static``/``num`` from :func:`prepare`/:func:`numbers`; ``carry`` from :func:`init_carry`.
     Returns the next :class:`Carry` and ``(mean_return, diagnostics)`` of the iteration.
     """
-    learner, (env_part, traj, ret_sum, ep_count) = _roll(static, carry)
+    learner, (env_part, traj, ret_sum, ep_count) = _roll(static, num, carry)
     learner, out = _learn(static, num, learner, traj, ret_sum, ep_count, it)
     return Carry(learner, *env_part), out
 
@@ -229,7 +252,8 @@ def training_batch(static: TrainConfig, num: dict, carry: Carry, it: jax.Array):
     """The batch, learning rate and key that the training loop's iteration ``it`` updates on.
 
     The first half of :func:`iteration`, with the same pieces: split the learner's key, roll
-    out ``num_envs × num_steps`` steps (:func:`course_lib.rl.rollout.run_envs`),
+    out ``num_envs × num_steps`` steps (:func:`course_lib.rl.rollout.run_envs`, with the
+    config's observation normalisation, reward scaling and action clipping),
     compute GAE advantages with the critic (bootstrapping truncated episodes), normalise
     them over the batch when ``normalize_advantages == "batch"``, and anneal the learning rate
     to ``lr · (1 − it / iterations)`` when ``anneal_lr``.
@@ -245,7 +269,7 @@ def training_batch(static: TrainConfig, num: dict, carry: Carry, it: jax.Array):
       learning rate of this iteration and the key ``ppo_update`` receives in training.
     """
     model = model_from_config(static)
-    learner, (_, traj, _, _) = _roll(static, carry)
+    learner, (_, traj, _, _) = _roll(static, num, carry)
     _, k_update = jax.random.split(learner.key)
     return _batch(static, num, model, learner, traj), learning_rate(static, num, it), k_update
 
@@ -326,7 +350,7 @@ def _drive(static, num, seeds, params, init_fn, chunk_fn, steps, desc):
             outs.append(out)
             bar.update(len(iters))
     mean_return, diag = jax.tree.map(lambda *xs: np.concatenate(xs, axis=-1), *outs)
-    return carry.learner.params, mean_return, diag
+    return carry.learner.params, mean_return, diag, carry.norm.obs
 
 
 def _check_finite(mean_return: np.ndarray, diag: dict[str, np.ndarray]) -> None:
@@ -370,16 +394,16 @@ def train(config: TrainConfig, seed: int = 0) -> TrainResult:
     seed = check_seed(seed)
     num = numbers(config)
     if config.env not in JAX_ENV_IDS:
-        params, mean_return, diag = _train_gymnasium(static, num, seed)
+        params, mean_return, diag, obs_stats = _train_gymnasium(static, num, seed)
         _check_finite(mean_return, diag)
-        return TrainResult(params, _env_steps(config), mean_return, diag)
+        return TrainResult(params, _env_steps(config), mean_return, diag, obs_stats)
     start = jax.tree.map(lambda x: jnp.asarray(x[0]), initial_params(static, [seed]))
-    params, mean_return, diag = _drive(
+    params, mean_return, diag, obs_stats = _drive(
         static, num, jnp.int32(seed), start, _init_jit, _chunk_jit, config.total_steps,
         f"{config.algo} {config.env}",
     )
     _check_finite(mean_return, diag)
-    return TrainResult(params, _env_steps(config), mean_return, diag)
+    return TrainResult(params, _env_steps(config), mean_return, diag, obs_stats)
 
 
 def train_many(config: TrainConfig, seeds, **sweep) -> TrainResult:
@@ -387,7 +411,9 @@ def train_many(config: TrainConfig, seeds, **sweep) -> TrainResult:
 
     ``sweep`` maps numeric field names to lists of values (``delta=[0.001, 0.01, 0.1]``);
     the grid is the outer product of the swept values (in keyword order) and the seeds, and
-    every array of the result gains those leading axes, e.g. ``mean_return [3, S, I]``.
+    every array of the result gains those leading axes, e.g. ``mean_return [3, S, I]``
+    (``obs_stats`` too). Structural fields (switches such as ``normalize_obs``) come from
+    ``config``: one call trains one structure.
     The grid is spread over all local devices (``jax.sharding``).
     """
     static = prepare(config)
@@ -412,7 +438,7 @@ def train_many(config: TrainConfig, seeds, **sweep) -> TrainResult:
         num[name] = np.array([values[g[k]] for g in grid], np.float32)
     seed_arr = np.array([seeds[g[-1]] for g in grid], np.int32)
     num, seed_arr, start = _shard(num, seed_arr, initial_params(static, np.unique(seed_arr)))
-    params, mean_return, diag = _drive(
+    params, mean_return, diag, obs_stats = _drive(
         static, num, seed_arr, start, _init_many, _chunk_many, config.total_steps * len(grid),
         f"{config.algo} {config.env} ×{len(grid)}",
     )
@@ -420,8 +446,9 @@ def train_many(config: TrainConfig, seeds, **sweep) -> TrainResult:
     mean_return, diag = unpad(mean_return), {k: unpad(v) for k, v in diag.items()}
     _check_finite(mean_return, diag)
     params = jax.tree.map(lambda x: jnp.asarray(unpad(x)), params)
+    obs_stats = jax.tree.map(lambda x: jnp.asarray(unpad(x)), obs_stats)
     env_steps = np.broadcast_to(_env_steps(config), shape + (config.iterations,))
-    return TrainResult(params, env_steps, mean_return, diag)
+    return TrainResult(params, env_steps, mean_return, diag, obs_stats)
 
 
 def _shard(num: dict, seeds: np.ndarray, params: Params):
@@ -465,7 +492,9 @@ def _train_gymnasium(static: TrainConfig, num: dict, seed: int):
     """Train on gymnasium's own vector env (any Discrete or 1-D Box action space).
 
     The policy acts on the host step by step; GAE, the update and the diagnostics are the
-    same jitted code as the JAX-native path. Much slower, but any environment works.
+    same jitted code as the JAX-native path, and so are the normalisers
+    (:func:`~course_lib.rl.normalize.observe`, :func:`~course_lib.rl.normalize.scale_rewards`,
+    called step by step). Much slower, but any environment works.
     """
     import gymnasium
 
@@ -480,6 +509,9 @@ def _train_gymnasium(static: TrainConfig, num: dict, seed: int):
     learner = jax.jit(_init_learner, static_argnums=0)(static, num, jnp.int32(seed), start)
     rng = np.random.default_rng(seed)
     key = jax.random.key(seed + 1)
+    norm = init_normalizers(spec.obs_dim, static.num_envs, static.normalize_obs,
+                            static.scale_rewards)
+    wrapped = static.normalize_obs or static.scale_rewards
     outs = []
     try:
         obs, _ = venv.reset(seed=int(rng.integers(2**31)))
@@ -491,21 +523,32 @@ def _train_gymnasium(static: TrainConfig, num: dict, seed: int):
             ret_sum, ep_count = 0.0, 0
             for _ in range(static.num_steps):
                 key, k = jax.random.split(key)
-                a = np.asarray(act(learner.params.policy, jnp.asarray(obs, jnp.float32), k))
-                env_a = a if spec.discrete else np.clip(a, spec.action_low, spec.action_high)
+                seen = obs
+                if wrapped:
+                    norm, seen = _observe_jit(norm, jnp.asarray(obs, jnp.float32))
+                a = np.asarray(act(learner.params.policy, jnp.asarray(seen, jnp.float32), k))
+                clip = static.clip_actions and not spec.discrete
+                env_a = np.clip(a, spec.action_low, spec.action_high) if clip else a
                 next_obs, rew, term, trunc, info = venv.step(env_a)
                 done = term | trunc
                 final = np.array(next_obs, dtype=np.float32)
                 if done.any():
                     for i in np.flatnonzero(done):
                         final[i] = info["final_obs"][i]
+                if wrapped:
+                    if norm.obs is not None:
+                        final = _normalize_jit(norm.obs, jnp.asarray(final))
+                    norm, learn_rew = _scale_jit(norm, jnp.asarray(rew, jnp.float32),
+                                                 jnp.asarray(done), num["gamma"])
+                else:
+                    learn_rew = rew
+                obs_row, obs = seen, next_obs
                 ep_return += rew
                 ret_sum += float(ep_return[done].sum())
                 ep_count += int(done.sum())
                 ep_return[done] = 0.0
-                for name, v in zip(cols, (obs, a, rew, term, done, final)):
+                for name, v in zip(cols, (obs_row, a, learn_rew, term, done, final)):
                     cols[name].append(np.asarray(v))
-                obs = next_obs
             arrays = [jnp.asarray(np.stack(cols[k]), dt) for k, dt in zip(
                 cols, (jnp.float32, None, jnp.float32, bool, bool, jnp.float32))]
             learner, out = _host_learn_jit(
@@ -516,7 +559,12 @@ def _train_gymnasium(static: TrainConfig, num: dict, seed: int):
     finally:
         venv.close()
     mean_return, diag = jax.tree.map(lambda *xs: np.stack(xs, axis=-1), *outs)
-    return learner.params, mean_return, diag
+    return learner.params, mean_return, diag, norm.obs
+
+
+_observe_jit = jax.jit(observe)
+_normalize_jit = jax.jit(normalize)
+_scale_jit = jax.jit(scale_rewards)
 
 
 # ------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class TRPOHyper(NamedTuple):
     backtrack_ratio: jax.Array
     lr: jax.Array
     max_grad_norm: jax.Array
+    adam_eps: jax.Array
 
     from_config = classmethod(hyper_from_config)
 
@@ -148,7 +149,7 @@ def fit_value(
 ) -> tuple[jax.Array, optax.OptState]:
     """``epochs`` × ``minibatches`` Adam steps on ½·E[(V(s) − R)²]."""
     n = batch.obs.shape[0]
-    tx = optimizer(hp.max_grad_norm)
+    tx = optimizer(hp.max_grad_norm, hp.adam_eps)
     index = minibatch_indices(key, n, epochs, minibatches)
 
     def loss(v, mb):
