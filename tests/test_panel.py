@@ -3,6 +3,7 @@ matplotlib settings or on how slider messages arrive."""
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 
@@ -113,6 +114,53 @@ def test_the_clip_panel_updated_in_place_draws_what_a_fresh_one_draws():
         assert panel.readout.value == clip_panel(eps=eps).readout.value
 
 
+def test_a_move_of_the_moving_layer_only_renders_that_layer():
+    """π_new moves only the ratio panel's points and title (its moving layer): the static
+    picture is reused, not rendered again; π_old moves the curves: it is."""
+    panel = ratio_panel()
+    full = []
+    draw = panel.figure.canvas.draw
+    panel.figure.canvas.draw = lambda: (full.append(1), draw())
+    panel.sliders["p_new"].value = 0.4
+    assert full == []
+    panel.sliders["p_old"].value = 0.5
+    assert full == [1]
+    assert np.array_equal(pixels(panel.png()), pixels(ratio_panel(p_old=0.5, p_new=0.4).png()))
+
+
+def test_png_encoding_round_trips_the_pixels():
+    from course_lib.widgets.panel import encode_png
+
+    rgba = np.random.default_rng(0).integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
+    png = encode_png(rgba, 80)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array_equal(np.round(pixels(png) * 255).astype(np.uint8), rgba)
+
+
+def test_a_grid_layer_draws_the_axis_grid_pixel_for_pixel():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from course_lib.widgets.panel import GridLayer
+    from course_lib.widgets.plots import COURSE_STYLE
+
+    def render(own_grid: bool) -> np.ndarray:
+        with mpl.rc_context(COURSE_STYLE):
+            figure = Figure(figsize=(4.0, 3.0), dpi=80, facecolor="white")
+            canvas = FigureCanvasAgg(figure)
+            ax = figure.add_axes((0.15, 0.15, 0.8, 0.8))
+            ax.bar(np.arange(4), [0.3, 0.9, 0.5, 0.7], color="C0")
+            ax.set_ylim(0.0, 1.0)
+            if own_grid:
+                grid = GridLayer(ax)
+                assert not any(line.get_visible() for line in ax.yaxis.get_gridlines())
+                assert grid not in ax.lines
+            canvas.draw()
+            return np.asarray(canvas.buffer_rgba()).copy()
+
+    assert np.array_equal(render(True), render(False))
+
+
 def test_a_value_set_in_python_redraws_before_the_setter_returns():
     panel, drawn = _slow_panel(0.0)
     panel.sliders["x"].value = 0.5
@@ -165,29 +213,52 @@ def _tiny_policy(model):
     return Params(pi + 0.3 * jax.random.normal(jax.random.key(1), pi.shape), v)
 
 
-def _build(name):
-    """Each panel through its ``*_panel`` function, on small or fake data."""
+@functools.cache
+def _cliff_setup():
     import jax
+    from test_cliff import ENV, MODEL
 
+    import course_lib.lessons.l01_cliff as C
+
+    return C.setup_from_params(_tiny_policy(MODEL), MODEL, ENV, jax.random.key(3),
+                               jax.random.key(4), n_episodes=8, num_envs=4, num_steps=32,
+                               step_sizes=np.logspace(-1, 2, 7))
+
+
+@functools.cache
+def _epoch_study():
+    import jax
+    from test_mistakes import ENV, MODEL
+
+    import course_lib.lessons.l09_mistakes as M
+    from course_lib.rl.rollout import collect_batch
+
+    params = _tiny_policy(MODEL)
+    batch = collect_batch(params, MODEL, ENV, jax.random.key(2), num_envs=4, num_steps=32)
+    return M.epoch_study(MODEL, params, batch, jax.random.key(3), max_epochs=4, lr=1e-2,
+                         minibatches=4)
+
+
+def _build(name, **values):
+    """Each panel through its ``*_panel`` function, on small or fake data; ``values``: slider
+    values other than the default ones (for the live panels)."""
     import course_lib.widgets as w
 
     if name == "step_size":
-        from test_cliff import ENV, MODEL
-
-        import course_lib.lessons.l01_cliff as C
-
-        setup = C.setup_from_params(_tiny_policy(MODEL), MODEL, ENV, jax.random.key(3),
-                                    jax.random.key(4), n_episodes=8, num_envs=4, num_steps=32,
-                                    step_sizes=np.logspace(-1, 2, 7))
-        return w.step_size_panel(step_size=0.5, setup=setup)
+        return w.step_size_panel(**{"step_size": 0.5, **values}, setup=_cliff_setup())
     if name == "distance":
-        return w.distance_panel()
+        return w.distance_panel(**values)
     if name == "ratio":
-        return w.ratio_panel()
+        return w.ratio_panel(**values)
     if name == "trust_region":
-        return w.trust_region_panel()
+        return w.trust_region_panel(**values)
     if name == "natural_gradient":
-        return w.natural_gradient_panel()
+        return w.natural_gradient_panel(**values)
+    if name == "clip":
+        return w.clip_panel(**values)
+    if name == "epochs":
+        return w.epochs_panel(**{"epochs": 3, **values}, study=_epoch_study())
+    assert not values, name
     if name == "trpo_delta":
         from test_trpo_anatomy import DELTAS, fake_sweep
 
@@ -196,8 +267,6 @@ def _build(name):
         from test_trpo_anatomy import TINY
 
         return w.trpo_live_panel(delta=0.01, config=TINY)
-    if name == "clip":
-        return w.clip_panel()
     if name == "ppo_eps":
         from test_clip_study import EPS_GRID, fake_sweep
 
@@ -206,17 +275,6 @@ def _build(name):
         from test_compare import RESULTS
 
         return w.compare_panel(RESULTS, delta=0.01)
-    if name == "epochs":
-        from test_mistakes import ENV, MODEL
-
-        import course_lib.lessons.l09_mistakes as M
-        from course_lib.rl.rollout import collect_batch
-
-        params = _tiny_policy(MODEL)
-        batch = collect_batch(params, MODEL, ENV, jax.random.key(2), num_envs=4, num_steps=32)
-        study = M.epoch_study(MODEL, params, batch, jax.random.key(3), max_epochs=4, lr=1e-2,
-                              minibatches=4)
-        return w.epochs_panel(epochs=3, study=study)
     raise KeyError(name)
 
 
@@ -260,6 +318,37 @@ def test_every_panel_fits_the_notebook_at_its_own_size_with_readable_text(built)
     assert texts
     smallest = min(t.get_fontsize() for t in texts) * dpi / 72
     assert smallest >= MIN_TEXT_PX, f"{name}: text of {smallest:.1f} px"
+
+
+MOVES = {
+    # panel: the slider values _build starts at (A), then values that move every slider (B)
+    "step_size": ({"step_size": 0.5}, {"step_size": 30.0}),
+    "distance": ({"radius": 0.3, "mix": 1.0}, {"radius": 1.5, "mix": 0.25}),
+    "ratio": ({"p_old": 0.2, "p_new": 0.8, "advantage": 5.0, "eps": 0.2},
+              {"p_old": 0.5, "p_new": 0.1, "advantage": -3.0, "eps": 0.35}),
+    "trust_region": ({"delta": 0.01}, {"delta": 0.5}),
+    "natural_gradient": ({"delta": 0.01}, {"delta": 0.002}),
+    "clip": ({"eps": 0.2}, {"eps": 0.6}),
+    "epochs": ({"epochs": 3, "clip": True}, {"epochs": 1, "clip": False}),
+}
+"""The live panels, which keep their figure and only move its artists between redraws."""
+
+
+def test_a_panel_moved_away_and_back_draws_what_a_fresh_one_draws(built):
+    """A panel that keeps its figure, moved from A to B and back to A, shows at B and at A the
+    very PNG (and readout) of a panel built there: no artist, label, limit or cached picture
+    is left over from an earlier value."""
+    name, panel = built
+    if name not in MOVES:
+        pytest.skip("a panel that draws its figure anew on every move")
+    assert panel.keep_figure
+    for values in MOVES[name][::-1]:  # B, then back to A
+        for key, value in values.items():
+            panel.sliders[key].value = value
+        fresh = _build(name, **values)
+        assert panel.values == fresh.values == values
+        assert panel.png() == fresh.png(), values
+        assert panel.readout.value == fresh.readout.value
 
 
 def test_every_slider_is_described_with_the_course_symbols(built):

@@ -20,10 +20,10 @@ from course_lib.lessons.l01_cliff import (
     make_cliff_setup,
     step_view,
 )
-from course_lib.widgets.panel import Panel
+from course_lib.widgets.panel import Panel, animate
 from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
 
-__all__ = ["plot_cliff", "plot_probabilities", "step_size_panel", "step_size_readout"]
+__all__ = ["plot_cliff", "plot_probabilities", "set_step", "step_size_panel", "step_size_readout"]
 
 KL_DANGER = 0.1
 """The syllabus's rule of thumb: a mean KL(π_old‖π_new) above 0.1 risks a collapse."""
@@ -175,11 +175,41 @@ def step_size_panel(step_size: float = 20.0, setup: CliffSetup | None = None) ->
 
     def draw(figure, step_size: float) -> str:
         view = step_view(setup, step_size)
+        if figure.axes:
+            set_step(figure, view)
+            return step_size_readout(view, setup.return_before)
         # Two rows fit the notebook's width (880 px) at full size: the probabilities on the
         # left, the cliff's two plots stacked on the right over the same α axis.
         axes = figure.subplot_mosaic([["p", "r"], ["p", "d"]])
         plot_probabilities(axes["p"], view.p_old, view.p_new)
-        plot_cliff(axes["r"], axes["d"], setup.sweep, setup.return_before, marker=view.outcome)
+        ax_r, ax_d, ax_w = plot_cliff(axes["r"], axes["d"], setup.sweep, setup.return_before,
+                                      marker=view.outcome)
+        # The moving layer: π_new's dots and the three markers, and what a full draw draws
+        # over them: the legends (two placed 'best' around the data, one naming α), the
+        # frames (a marker sits on one at either end of the α range) and the weight curve,
+        # drawn over the KL marker.
+        animate(axes["p"].lines[1], axes["p"].get_legend(), ax_r.lines[-1], ax_r.get_legend(),
+                ax_d.lines[-1], ax_d.get_legend(), ax_w.lines[0], ax_w.lines[-1],
+                *(spine for ax in (ax_r, ax_d, ax_w) for spine in ax.spines.values()))
         return step_size_readout(view, setup.return_before)
 
-    return Panel({"step_size": slider}, draw, figsize=(11.0, 7.0), live=True)
+    # The constrained layout is solved only where the static layer is rendered, on the first
+    # redraw: nothing a move changes enters it.
+    return Panel({"step_size": slider}, draw, figsize=(11.0, 7.0), live=True, keep_figure=True)
+
+
+def set_step(figure, view: StepView) -> None:
+    """Move a step-size panel's figure (axes: probabilities, return, KL, weight change) to
+    ``view``: π_new's dots, the α marker on the three cliff axes and its legend entries."""
+    ax_p, ax_r, ax_d, ax_w = figure.axes
+    ax_p.lines[1].set_ydata(view.p_new)
+    o = view.outcome
+    alpha = float(o.step_size)
+    name = f"α = {alpha:.3g}"
+    for ax, value in ((ax_r, o.mean_return), (ax_w, o.change.rel_l2), (ax_d, o.change.kl)):
+        ax.lines[-1].set_data([alpha], [float(value)])
+        ax.lines[-1].set_label(name)
+    for ax in (ax_r, ax_d):
+        for text in ax.get_legend().get_texts():
+            if text.get_text().startswith("α ="):
+                text.set_text(name)

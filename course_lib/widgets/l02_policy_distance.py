@@ -28,10 +28,10 @@ from course_lib.lessons.l02_policy_distance import (
     kl_along,
     radius_grid,
 )
-from course_lib.widgets.panel import Panel, slider
+from course_lib.widgets.panel import GridLayer, Panel, animate, slider
 from course_lib.widgets.plots import BLACK, BLUE, SKY, VERMILLION, label
 
-__all__ = ["RADIUS_MAX", "distance_panel", "draw_distance"]
+__all__ = ["RADIUS_MAX", "distance_panel", "draw_distance", "set_distance"]
 
 RADIUS_MAX = 3.0
 """Largest radius the panel's slider offers."""
@@ -73,7 +73,16 @@ def draw_distance(
     bars first, then the new ones). Right axis, log-log: ``lines[0]`` the random direction's
     KL curve, ``lines[1]`` the sensitive one's, ``lines[2]`` the current direction's,
     ``lines[3]`` the current (radius, KL) point, ``lines[4]`` the δ = 0.01 reference.
+
+    On a figure it drew before (the panel keeps its figure) only the new bars, the current
+    direction's curve and point and the legend's mix move (:func:`set_distance`). The
+    panel's moving layer (:func:`course_lib.widgets.panel.animate`) is the new bars with what a
+    full draw draws over them (the grid, the 0.5 line, the frame, the legend placed 'best'
+    around them) and, on the right, the point with the δ line and the frame.
     """
+    if figure.axes:
+        set_distance(figure, view, mix)
+        return
     figure.set_layout_engine("none")
     ax_p, ax_kl = figure.subplots(1, 2, gridspec_kw=_GRID)
     n = view.probs_old.shape[0]
@@ -91,30 +100,22 @@ def draw_distance(
     )
 
     radii = np.asarray(view.radii)
-    floor = 1e-9
-    ax_kl.plot(radii, np.maximum(random_curve, floor), color=SKY, label="random direction")
+    ax_kl.plot(radii, np.maximum(random_curve, _FLOOR), color=SKY, label="random direction")
     ax_kl.plot(
         radii,
-        np.maximum(sensitive_curve, floor),
+        np.maximum(sensitive_curve, _FLOOR),
         color=VERMILLION,
         label="most sensitive (Fisher top)",
     )
     ax_kl.plot(
         radii,
-        np.maximum(np.asarray(view.kl_curve), floor),
+        np.maximum(np.asarray(view.kl_curve), _FLOOR),
         color=BLACK,
         lw=1.0,
         ls="--",
-        label=f"current direction (mix {mix:.2f})",
+        label=_current_label(mix),
     )
-    ax_kl.plot(
-        [float(view.l2)],
-        [max(float(view.kl_old_new), floor)],
-        "o",
-        color=BLACK,
-        ms=9,
-        label="current step",
-    )
+    ax_kl.plot(*_point(view), "o", color=BLACK, ms=9, label="current step")
     ax_kl.axhline(TRUST_REGION_KL, color=GREY, lw=1.2, ls=":", label="KL = 0.01 (typical δ)")
     ax_kl.set_xscale("log")
     ax_kl.set_yscale("log")
@@ -132,6 +133,34 @@ def draw_distance(
         "mean KL(π_old‖π_new) (nats)",
     )
     ax_kl.legend(loc="lower right", fontsize=9)
+
+
+_FLOOR = 1e-9
+"""KL values below this are drawn at it (a log axis has no zero)."""
+
+
+def _current_label(mix: float) -> str:
+    return f"current direction (mix {mix:.2f})"
+
+
+def _point(view: DistanceView) -> tuple[list[float], list[float]]:
+    return [float(view.l2)], [max(float(view.kl_old_new), _FLOOR)]
+
+
+def set_distance(figure: Figure, view: DistanceView, mix: float) -> None:
+    """Move a figure :func:`draw_distance` drew to ``view``: the new bars and the current
+    point; the current direction's curve and its legend entry only where the mix changed (a
+    change there has a panel render its static layer again)."""
+    ax_p, ax_kl = figure.axes
+    n = view.probs_old.shape[0]
+    for bar, height in zip(ax_p.patches[n:], np.asarray(view.probs_new[:, 1])):
+        bar.set_height(height)
+    ax_kl.lines[3].set_data(*_point(view))
+    curve = np.maximum(np.asarray(view.kl_curve), _FLOOR)
+    if not np.array_equal(ax_kl.lines[2].get_ydata(), curve):
+        ax_kl.lines[2].set_ydata(curve)
+    ax_kl.lines[2].set_label(_current_label(mix))
+    ax_kl.get_legend().get_texts()[2].set_text(_current_label(mix))  # stale only if it changed
 
 
 def _readout(view: DistanceView, mix: float) -> str:
@@ -167,11 +196,19 @@ def distance_panel(
 
     def draw(figure: Figure, radius: float, mix: float) -> str:
         view = distance_view(setup, radius, mix)
+        first = not figure.axes
         draw_distance(figure, view, random_curve, sensitive_curve, mix)
+        if first:
+            # The moving layer: the new bars and what a full draw draws over them (the grid,
+            # the 0.5 line, the frame, the legend placed 'best' around them), and the point.
+            ax_p, ax_kl = figure.axes
+            n = len(DISPLAY_STATES)
+            animate(*ax_p.patches[n:], GridLayer(ax_p), ax_p.lines[0], *ax_p.spines.values(),
+                    ax_p.get_legend(), ax_kl.lines[3], ax_kl.lines[4], *ax_kl.spines.values())
         return _readout(view, mix)
 
     sliders = {
         "radius": slider(radius, 0.0, RADIUS_MAX, 0.01, "radius ‖Δθ‖₂"),
         "mix": slider(mix, 0.0, 1.0, 0.05, "direction: random → sensitive", readout_format=".2f"),
     }
-    return Panel(sliders, draw, figsize=(11.0, 4.4), live=True)
+    return Panel(sliders, draw, figsize=(11.0, 4.4), layout=None, live=True, keep_figure=True)

@@ -21,10 +21,11 @@ from course_lib.lessons.l04_trust_region import (
     ToyTrustRegion,
     toy_trust_region,
 )
-from course_lib.widgets.panel import Panel
+from course_lib.widgets.panel import Panel, animate
 from course_lib.widgets.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, label
 
-__all__ = ["DELTA_RANGE", "WINDOW_DELTA", "draw_toy_trust_region", "toy_readout", "trust_region_panel"]
+__all__ = ["DELTA_RANGE", "WINDOW_DELTA", "draw_toy_trust_region", "set_toy_trust_region",
+           "toy_readout", "trust_region_panel"]
 
 DELTA_RANGE = (1e-3, 1.0)
 """The δ slider's range in nats (a log slider)."""
@@ -48,9 +49,8 @@ def draw_toy_trust_region(ax: Axes, tr: ToyTrustRegion) -> Axes:
     theta_old = np.asarray(tr.theta_old)
     ax.contourf(xs, ys, gain, levels=12, cmap="Greys", vmin=gain.min(), vmax=2.2 * gain.max())
     ax.contour(xs, ys, gain, levels=[0.0], colors=BLACK, linewidths=1.0, linestyles=":")
-    closed = lambda p: np.vstack([p, p[:1]])
-    ax.plot(*closed(np.asarray(tr.boundary)).T, color=BLACK, lw=2.5, label="true boundary KL = δ")
-    ax.plot(*closed(np.asarray(tr.quadratic_boundary)).T, color=GREEN, lw=2.0, ls="--",
+    ax.plot(*_closed(tr.boundary).T, color=BLACK, lw=2.5, label="true boundary KL = δ")
+    ax.plot(*_closed(tr.quadratic_boundary).T, color=GREEN, lw=2.0, ls="--",
             label="TRPO's quadratic model ½ΔθᵀFΔθ = δ")
     grad = np.asarray(tr.gradient)
     ax.annotate("", xy=grad, xytext=theta_old,
@@ -68,9 +68,35 @@ def draw_toy_trust_region(ax: Axes, tr: ToyTrustRegion) -> Axes:
     ax.set_aspect("equal", adjustable="box")
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.yaxis.set_major_locator(MaxNLocator(5))
-    label(ax, f"Feasible region KL(π_old‖π_θ) ≤ {float(tr.delta):.3g}",
-          "θ₁ (logit 1 = w₁·θ₁)", "θ₂ (logit 2 = w₂·θ₂)")
+    label(ax, _title(tr), "θ₁ (logit 1 = w₁·θ₁)", "θ₂ (logit 2 = w₂·θ₂)")
     return ax
+
+
+def _title(tr: ToyTrustRegion) -> str:
+    return f"Feasible region KL(π_old‖π_θ) ≤ {float(tr.delta):.3g}"
+
+
+def _closed(points) -> np.ndarray:
+    p = np.asarray(points)
+    return np.vstack([p, p[:1]])
+
+
+def set_toy_trust_region(ax: Axes, tr: ToyTrustRegion) -> None:
+    """Move what δ changes in an axes :func:`draw_toy_trust_region` drew (on the same window):
+    both boundaries, the gradient arrow and the three steps, and the title. ``ax.lines``: the
+    true boundary, the quadratic one, the gradient step, θ_old, TRPO's step, the optimum."""
+    ax.lines[0].set_data(*_closed(tr.boundary).T)
+    ax.lines[1].set_data(*_closed(tr.quadratic_boundary).T)
+    grad = np.asarray(tr.gradient)
+    arrow = ax.texts[0]
+    arrow.xy = grad
+    arrow.set_position(np.asarray(tr.theta_old))
+    ax.lines[2].set_data(*grad[:, None])
+    ax.lines[2].set_label(f"plain gradient step θ_old + {float(tr.lr):.2g}·g")
+    ax.lines[3].set_data(*np.asarray(tr.theta_old)[:, None])
+    ax.lines[4].set_data(*np.asarray(tr.natural)[:, None])
+    ax.lines[5].set_data(*np.asarray(tr.optimum)[:, None])
+    ax.title.set_text(_title(tr))
 
 
 def _key(colour: str, symbol: str, text: str) -> str:
@@ -125,10 +151,17 @@ def trust_region_panel(delta: float = 0.01, toy: SoftmaxToy = DEFAULT_TOY) -> Pa
 
     def draw(figure: Figure, delta: float) -> str:
         tr = toy_trust_region(float(delta), toy)._replace(**fixed)
-        # A hand-set layout and no legend (the readout holds the key): text and layout
-        # engines are the slowest part of a redraw.
-        figure.set_layout_engine("none")
-        draw_toy_trust_region(figure.add_axes((0.14, 0.10, 0.84, 0.82)), tr)
+        if not figure.axes:
+            # A hand-set layout and no legend (the readout holds the key): text and layout
+            # engines are the slowest part of a redraw.
+            figure.set_layout_engine("none")
+            ax = draw_toy_trust_region(figure.add_axes((0.14, 0.10, 0.84, 0.82)), tr)
+            # The moving layer: everything but the gain's contours and the axes' ticks and
+            # labels (the frame as well: at a large δ the boundary crosses it).
+            animate(*ax.lines, *ax.texts, ax.title, *ax.spines.values())
+        else:
+            set_toy_trust_region(figure.axes[0], tr)
         return toy_readout(tr)
 
-    return Panel({"delta": slider}, draw, figsize=(6.4, 5.8), live=True)
+    return Panel({"delta": slider}, draw, figsize=(6.4, 5.8), layout=None, live=True,
+                 keep_figure=True)

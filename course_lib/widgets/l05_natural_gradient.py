@@ -27,7 +27,7 @@ from course_lib.lessons.l05_natural_gradient import (
     simplex_xy,
     steps_to_reach,
 )
-from course_lib.widgets.panel import Panel, slider
+from course_lib.widgets.panel import Panel, animate, slider
 from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label
 
 __all__ = ["PANEL_STEPS", "draw_simplex", "natural_gradient_panel", "plot_simplex_path"]
@@ -105,34 +105,10 @@ def natural_gradient_panel(delta: float = 0.01) -> Panel:
         steps = {k: int(steps_to_reach(p.expected_reward, rewards)) for k, p in paths.items()}
         reached = [n for n in steps.values() if n >= 0]
         horizon = min(PANEL_STEPS, int(1.3 * max(reached)) + 1) if reached else PANEL_STEPS
-
-        # Fixed axes rectangles instead of the layout engine: a third of the redraw time.
-        figure.set_layout_engine("none")
-        ax_s = figure.add_axes((0.0, 0.02, 0.42, 0.9))
-        ax_j = figure.add_axes((0.5, 0.14, 0.48, 0.76))
-        draw_simplex(ax_s, rewards, f"paths with KL = {delta:.3f} per step")
-        for name, path in paths.items():
-            plot_simplex_path(ax_s, path, name, METHOD_COLORS[name], horizon + 1)
-        start_xy = np.asarray(simplex_xy(vanilla.probs[0]))
-        ax_s.plot(
-            *start_xy, marker="*", markersize=14, color=BLACK, linestyle="none", label="start"
-        )
-        ax_s.legend(loc="upper left", fontsize=10)
-
-        t = np.arange(horizon + 1)
-        for name, path in paths.items():
-            ax_j.plot(
-                t,
-                np.asarray(path.expected_reward[: horizon + 1]),
-                color=METHOD_COLORS[name],
-                label=name,
-            )
-        ax_j.axhline(threshold, color="0.4", linestyle="--", linewidth=1.2, label="95 % of optimal")
-        for name, n in steps.items():
-            if n >= 0:
-                ax_j.axvline(n, color=METHOD_COLORS[name], linestyle=":", linewidth=1.2)
-        label(ax_j, "expected reward per step", "step", "expected reward J(θ)", legend=True)
-        ax_j.set_ylim(0.0, 1.05)
+        if not figure.axes:
+            _build(figure, delta, paths, steps, horizon, threshold, rewards)
+        else:
+            _update(figure, delta, paths, steps, horizon)
 
         text = {k: _steps_text(n, PANEL_STEPS) for k, n in steps.items()}
         ratio = ""
@@ -143,4 +119,58 @@ def natural_gradient_panel(delta: float = 0.01) -> Panel:
             f"vanilla <b>{text['vanilla']}</b>, natural <b>{text['natural']}</b>{ratio}."
         )
 
-    return Panel(sliders, draw, figsize=(10.0, 4.4), live=True)
+    return Panel(sliders, draw, figsize=(10.0, 4.4), layout=None, live=True, keep_figure=True)
+
+
+def _simplex_title(delta: float) -> str:
+    return f"paths with KL = {delta:.3f} per step"
+
+
+def _build(figure: Figure, delta: float, paths: dict, steps: dict, horizon: int,
+           threshold: float, rewards) -> None:
+    """The panel's figure at its first δ. ``figure.axes``: the simplex (``lines``: the triangle,
+    the vanilla path, the natural path, the start) and the reward per step (``lines``: vanilla,
+    natural, the 95 % line, then each method's step-to-95 % line, hidden where not reached).
+
+    The moving layer (:func:`course_lib.widgets.panel.animate`): both paths, the start star
+    drawn over them and the title on the simplex; on the reward axes, whose step axis follows
+    the paths' length, everything but the title and the reward axis (ticks, labels, grid)."""
+    # Fixed axes rectangles instead of the layout engine: a third of the redraw time.
+    figure.set_layout_engine("none")
+    ax_s = figure.add_axes((0.0, 0.02, 0.42, 0.9))
+    ax_j = figure.add_axes((0.5, 0.14, 0.48, 0.76))
+    draw_simplex(ax_s, rewards, _simplex_title(delta))
+    for name, path in paths.items():
+        plot_simplex_path(ax_s, path, name, METHOD_COLORS[name], horizon + 1)
+    start_xy = np.asarray(simplex_xy(paths["vanilla"].probs[0]))
+    ax_s.plot(*start_xy, marker="*", markersize=14, color=BLACK, linestyle="none", label="start")
+    ax_s.legend(loc="upper left", fontsize=10)
+
+    t = np.arange(horizon + 1)
+    for name, path in paths.items():
+        ax_j.plot(t, np.asarray(path.expected_reward[: horizon + 1]), color=METHOD_COLORS[name],
+                  label=name)
+    ax_j.axhline(threshold, color="0.4", linestyle="--", linewidth=1.2, label="95 % of optimal")
+    for name, n in steps.items():
+        ax_j.axvline(max(n, 0), color=METHOD_COLORS[name], linestyle=":", linewidth=1.2,
+                     visible=n >= 0)
+    label(ax_j, "expected reward per step", "step", "expected reward J(θ)", legend=True)
+    ax_j.set_ylim(0.0, 1.05)
+    animate(*ax_s.lines[1:], ax_s.title, *ax_j.lines, ax_j.xaxis, ax_j.get_legend(),
+            *ax_j.spines.values())
+
+
+def _update(figure: Figure, delta: float, paths: dict, steps: dict, horizon: int) -> None:
+    """Move the figure :func:`_build` drew to another δ's paths."""
+    ax_s, ax_j = figure.axes
+    t = np.arange(horizon + 1)
+    for i, (name, path) in enumerate(paths.items()):
+        xy = np.asarray(simplex_xy(path.probs[: horizon + 1]))
+        ax_s.lines[1 + i].set_data(xy[:, 0], xy[:, 1])
+        ax_j.lines[i].set_data(t, np.asarray(path.expected_reward[: horizon + 1]))
+        ax_j.lines[3 + i].set_xdata([max(steps[name], 0)] * 2)
+        ax_j.lines[3 + i].set_visible(steps[name] >= 0)
+    ax_s.title.set_text(_simplex_title(delta))
+    # The step axis follows the paths, as a new axes' autoscaling would.
+    ax_j.relim(visible_only=True)
+    ax_j.autoscale_view(scaley=False)

@@ -29,7 +29,7 @@ from course_lib.lessons.l07_ppo_clip import (
     flat_region,
 )
 from course_lib.rl.train import TrainResult
-from course_lib.widgets.panel import Panel, slider
+from course_lib.widgets.panel import GridLayer, Panel, animate, slider
 from course_lib.widgets.plots import (
     BLACK,
     BLUE,
@@ -156,7 +156,12 @@ def _set_clip_curve(ax: Axes, curve: ClipCurve, advantage: float, eps: float) ->
 def draw_clip(figure: Figure, eps: float) -> str:
     """Draw the clip figure (left A = +1, right A = −1) into ``figure`` with fixed margins;
     return :func:`clip_readout`. On a figure it drew before, only the curves, the shaded
-    ranges and the interval's label move (the panel keeps its figure between redraws)."""
+    ranges and the interval's label move (the panel keeps its figure between redraws).
+
+    The moving layer of the panel (:func:`course_lib.widgets.panel.animate`) is everything
+    inside the axes: the shaded ranges, the grid drawn over them (:class:`GridLayer`), the
+    curves and lines, the frames and the legend; the static one the ticks, labels and titles.
+    """
     if not figure.axes:
         figure.set_layout_engine("none")
         figure.subplots(1, 2, gridspec_kw={
@@ -164,6 +169,8 @@ def draw_clip(figure: Figure, eps: float) -> str:
         for ax, advantage in zip(figure.axes, (1.0, -1.0)):
             plot_clip_curve(ax, clip_objective(RATIO_GRID, advantage, eps), advantage, eps,
                             legend=advantage > 0)
+            animate(*ax.patches, GridLayer(ax), *ax.lines, *ax.spines.values(),
+                    *([ax.get_legend()] if ax.get_legend() else []))
     else:
         for ax, advantage in zip(figure.axes, (1.0, -1.0)):
             _set_clip_curve(ax, clip_objective(RATIO_GRID, advantage, eps), advantage, eps)

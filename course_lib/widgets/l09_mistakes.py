@@ -15,10 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from course_lib.lessons.l09_mistakes import EpochStudy, EpochView, default_epoch_study, epoch_view
-from course_lib.widgets.panel import Panel
+from course_lib.widgets.panel import Panel, animate
 from course_lib.widgets.plots import BLACK, BLUE, VERMILLION, label
 
-__all__ = ["draw_epochs", "epochs_panel", "epochs_readout", "plot_epoch_view"]
+__all__ = ["draw_epochs", "epochs_panel", "epochs_readout", "plot_epoch_view", "set_epoch_view"]
 
 TRPO_DELTA = 0.01
 """The KL of one TRPO update (δ), drawn for scale."""
@@ -63,8 +63,7 @@ def plot_epoch_view(ax_kl: Axes, ax_ratio: Axes, view: EpochView, max_epochs: in
     ax_ratio.set_ylim(1.0, 30.0)
     ax_ratio.yaxis.set_major_locator(FixedLocator(RATIO_TICKS))
     ax_ratio.yaxis.set_major_formatter(FixedFormatter([f"{t:g}" for t in RATIO_TICKS]))
-    label(ax_kl, f"KL(π_old‖π) after {view.epochs} epochs", "epochs on the same batch",
-          "mean KL (nats)")
+    label(ax_kl, _kl_title(view.epochs), "epochs on the same batch", "mean KL (nats)")
     label(ax_ratio, "largest ratio r = π/π_old", "epochs on the same batch", "max ratio")
     ax_kl.legend(loc="upper left", fontsize=10)
     ax_ratio.legend(loc="upper left", fontsize=10)
@@ -81,13 +80,41 @@ def epochs_readout(view: EpochView) -> str:
     return f"after {view.epochs} epochs &nbsp;|&nbsp; " + " &nbsp;|&nbsp; ".join(parts)
 
 
+def _kl_title(epochs: int) -> str:
+    return f"KL(π_old‖π) after {epochs} epochs"
+
+
+def set_epoch_view(ax_kl: Axes, ax_ratio: Axes, view: EpochView) -> None:
+    """Move the rows of axes :func:`plot_epoch_view` drew for a view with the same selected
+    row to ``view``'s epochs (the limits, reference lines and legends stay)."""
+    for row in (0, 1):
+        ax_kl.lines[row].set_data(view.x, np.maximum(view.kl[row], 1e-6))
+        ax_ratio.lines[row].set_data(view.x, view.max_ratio[row])
+    ax_kl.title.set_text(_kl_title(view.epochs))
+
+
 def draw_epochs(figure: Figure, study: EpochStudy, epochs: int, clip: bool) -> str:
-    """Draw :func:`course_lib.lessons.l09_mistakes.epoch_view` of ``study`` into ``figure``; the readout."""
+    """Draw :func:`course_lib.lessons.l09_mistakes.epoch_view` of ``study`` into ``figure``; the readout.
+
+    On a figure it drew before with the same row selected, only the rows and the KL title
+    move (:func:`set_epoch_view`); the moving layer of a panel (see
+    :func:`course_lib.widgets.panel.animate`) is both axes' rows, reference lines, legends and
+    frames, and the KL title. Another row selected restyles every line and legend: the figure
+    is drawn anew.
+    """
     view = epoch_view(study, epochs, clip)
+    if figure.axes and figure.axes[0].lines[view.selected].get_linestyle() != "-":
+        figure.clear()
+    if figure.axes:
+        set_epoch_view(*figure.axes[:2], view)
+        return epochs_readout(view)
     figure.set_layout_engine("none")
     ax_kl, ax_ratio = figure.subplots(1, 2, gridspec_kw={
         "left": 0.085, "right": 0.99, "bottom": 0.13, "top": 0.92, "wspace": 0.24})
     plot_epoch_view(ax_kl, ax_ratio, view, int(study.epochs[-1]), study.eps)
+    for ax in (ax_kl, ax_ratio):
+        animate(*ax.lines, ax.get_legend(), *ax.spines.values())
+    animate(ax_kl.title)
     return epochs_readout(view)
 
 
@@ -120,4 +147,4 @@ def epochs_panel(epochs: int = 10, clip: bool = True, study: EpochStudy | None =
     def draw(figure: Figure, epochs: int, clip: bool) -> str:
         return draw_epochs(figure, study, epochs, clip)
 
-    return Panel(sliders, draw, figsize=(11.0, 4.6), layout=None, live=True)
+    return Panel(sliders, draw, figsize=(11.0, 4.6), layout=None, live=True, keep_figure=True)
