@@ -168,7 +168,7 @@ def ablation_panel(grid: AblationGrid, **checked: bool) -> Panel:
                          f"known: {sorted(recipe)}")
     for key, value in checked.items():
         if not isinstance(value, bool):
-            raise ValueError(f"checked: {key} must be True or False, got {value!r}")
+            raise TypeError(f"checked: {key} must be True or False, got {value!r}")
     boxes = {
         d.key: W.Checkbox(value=checked.get(d.key, recipe[d.key]), description=d.name,
                           indent=False, layout=W.Layout(width="250px"))
