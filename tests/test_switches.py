@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import TINY_CONFIG
+from gym_reference import gymnasium_greedy_return
 from gymnasium.wrappers.utils import RunningMeanStd as GymRunningMeanStd
 
 from course_lib import (
@@ -207,24 +208,11 @@ def test_train_returns_the_statistics_and_evaluate_applies_them():
 
 
 def _greedy_normalised(result, config, episodes, seed):
-    """Reference: one plain gymnasium env per episode, observations normalised by hand."""
-    import gymnasium
-
-    model, stats = model_from_config(config), result.obs_stats
+    """Reference: plain gymnasium episodes, observations normalised by hand."""
+    stats = result.obs_stats
     mean, std = np.asarray(stats.mean), np.sqrt(np.asarray(stats.var) + 1e-8)
-    totals = []
-    for i in range(episodes):
-        env = gymnasium.make(config.env)
-        obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
-        while not done:
-            seen = np.clip((np.asarray(obs, np.float32) - mean) / std, -10, 10)
-            logits = model.policy(result.params.policy, jnp.asarray(seen, jnp.float32)[None])
-            obs, reward, term, trunc, _ = env.step(int(np.asarray(model.greedy(logits))[0]))
-            total, done = total + float(reward), term or trunc
-        env.close()
-        totals.append(total)
-    return float(np.mean(totals))
+    return gymnasium_greedy_return(result.params, config, episodes, seed,
+                                   observe=lambda obs: np.clip((obs - mean) / std, -10, 10))
 
 
 def test_train_many_carries_the_statistics_of_each_run():

@@ -22,8 +22,9 @@ import jax
 import numpy as np
 import pytest
 from conftest import TINY_CONFIG
+from gym_reference import gymnasium_greedy_return
 
-from course_lib import ActorCritic, TrainConfig, evaluate, model_from_config, train, train_many
+from course_lib import ActorCritic, TrainConfig, evaluate, train, train_many
 from course_lib.rl.config import ALGOS
 
 # ``course_lib.rl.train`` the attribute is the function; the module is this:
@@ -253,7 +254,7 @@ def test_train_on_a_gymnasium_only_env():
     assert COMMON_DIAGNOSTICS | PPO_DIAGNOSTICS <= set(result.diagnostics)
     assert result.params.policy.shape == random_params(TINY, 3, 6).policy.shape
     assert evaluate(result.params, config, episodes=2) == pytest.approx(
-        _gymnasium_greedy_return(result.params, config, 2, 0), rel=1e-4)
+        gymnasium_greedy_return(result.params, config, 2, 0), rel=1e-4)
     with pytest.raises(ValueError, match="Acrobot-v1"):
         train_many(config, seeds=[0])
 
@@ -360,25 +361,6 @@ def test_evaluate_scores_a_trained_policy_far_above_a_random_one():
     assert trained >= untrained + 200.0, (trained, untrained)
 
 
-def _gymnasium_greedy_return(params, config, episodes, seed):
-    """Reference for ``evaluate``: one plain gymnasium env per episode, seeded seed + i."""
-    import gymnasium
-
-    model = model_from_config(config)
-    totals = []
-    for i in range(episodes):
-        env = gymnasium.make(config.env)
-        obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
-        while not done:
-            action = np.asarray(model.greedy(model.policy(params.policy, np.asarray(obs)[None])))[0]
-            obs, reward, term, trunc, _ = env.step(action)
-            total, done = total + float(reward), term or trunc
-        env.close()
-        totals.append(total)
-    return float(np.mean(totals))
-
-
 @pytest.mark.parametrize("episodes", [0, -1, 1.5, True])
 def test_evaluate_rejects_bad_episodes(episodes):
     with pytest.raises(ValueError, match="episodes"):
@@ -397,7 +379,7 @@ def test_pendulum_runs(algo):
     assert result.diagnostics["entropy"][0] > 0.5  # log_std starts at 0: entropy ≈ 1.42
     config = TINY.replace(algo=algo, env="Pendulum-v1")
     value = evaluate(result.params, config, episodes=2, seed=0)
-    assert value == pytest.approx(_gymnasium_greedy_return(result.params, config, 2, 0), rel=1e-4)
+    assert value == pytest.approx(gymnasium_greedy_return(result.params, config, 2, 0), rel=1e-4)
 
 
 # ------------------------------------------------------------------------------------------
