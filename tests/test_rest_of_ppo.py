@@ -79,38 +79,18 @@ def test_the_table_has_one_entry_per_switch_with_distinct_on_and_off():
     assert {d.key for d in L.DETAILS if "CartPole-v1" not in d.envs} == {"clip_actions"}
 
 
-def test_every_available_detail_names_the_line_that_implements_it():
+def test_every_detail_names_the_line_that_implements_it():
     for d in L.DETAILS:
-        if not L.available(d):
-            continue
         impl = L.implementation(d)
-        assert impl is not None, d.key
         module, _, function = impl.ref.partition(":")
-        assert module.startswith("course_lib.") and function
-        if d.marker is not None:
-            assert d.marker in impl.line, (d.key, impl)
-
-
-def test_skipped_details_are_exactly_those_without_a_field():
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    run, _ = L.split_details(L.DETAILS)
-    assert {d.key for d in run} == {d.key for d in L.DETAILS if d.field in fields}
-    # a config class from before the switches existed: those details are skipped, not errors
-    pending = {"normalize_obs", "scale_rewards", "bootstrap_truncation", "clip_actions",
-               "ortho_init", "adam_eps"}
-    Past = dataclasses.make_dataclass(
-        "Past", [(f.name, f.type, f) for f in dataclasses.fields(TrainConfig)
-                 if f.name not in pending], frozen=True)
-    run_past, skipped_past = L.split_details(L.DETAILS, config_cls=Past)
-    assert {d.field for d, _ in skipped_past} == pending
-    assert all(why == f"TrainConfig has no field {d.field!r} yet" for d, why in skipped_past)
-    assert len(run_past) == len(L.DETAILS) - len(pending)
-    assert "skipped: TrainConfig has no field 'adam_eps' yet" in L.detail_table(config_cls=Past)
+        assert module.startswith("course_lib.") and function and d.marker in impl.line, d.key
+    with pytest.raises(ValueError, match="clip_value"):
+        L.implementation(L.DETAILS[1]._replace(marker="no such text anywhere"))
 
 
 def test_a_detail_that_does_not_apply_is_skipped_with_its_reason():
     action = L.Detail("clip_value", "x", "y", "clip_value", True, False, ("Pendulum-v1",),
-                      None, None, "z")
+                      "course_lib.rl.ppo:ppo_loss", "clip", "z")
     run, skipped = L.split_details([action], env="CartPole-v1")
     assert run == [] and skipped == [(action, "does not apply to CartPole-v1")]
 
@@ -148,29 +128,10 @@ def test_recipes_are_the_course_defaults_and_lesson_08s_pendulum():
         L.recipe_config("Acrobot-v1")
 
 
-def test_find_field_use_skips_hand_overs_and_finds_the_use():
-    hits = L.find_field_use("clip_value")
-    assert hits[0] == L.Implementation("course_lib.rl.ppo:ppo_loss", "if clip_value:")
-    assert not any(h.line.startswith("clip_value=config.clip_value") for h in hits)
-    assert L._hands_over("clip_value=config.clip_value,", "clip_value")
-    assert not L._hands_over("if config.clip_value else 0", "clip_value")
-    assert L.find_field_use("no_such_field_anywhere") == []
-    with pytest.raises(ValueError, match="field"):
-        L.find_field_use("not an identifier")
-
-
-def test_a_detail_without_reference_falls_back_to_its_fields_use():
-    d = L.Detail("anneal", "a", "b", "anneal_lr", True, False, L.ENVS, None, None, "c")
-    assert L.implementation(d).ref == "course_lib.rl.train:learning_rate"
-
-
-def test_detail_table_quotes_lines_and_says_which_are_skipped():
+def test_detail_table_quotes_the_line_of_every_detail():
     text = L.detail_table()
     assert "course_lib.rl.ppo:ppo_loss" in text and "clipped_surrogate(" in text
-    for d in L.DETAILS:
-        assert d.name in text
-        if not L.available(d):
-            assert f"TrainConfig has no field {d.field!r} yet" in text
+    assert all(d.name in text and L.implementation(d).ref in text for d in L.DETAILS)
 
 
 # ---------------------------------------------------------------------- the plan
@@ -238,36 +199,39 @@ def test_the_grid_reads_each_run_from_its_own_call_and_cell(fake_grid):
     assert grid.delta == 0.01 and len(grid.seconds) == len(train.calls)
 
 
-@pytest.mark.parametrize("parts", [1, 2, 3, 5])
-def test_split_calls_keeps_the_order_and_balances_the_work(parts):
-    run, _ = L.split_details(L.DETAILS, "Pendulum-v1")
-    calls = L.plan_calls(run, L.recipe_config("Pendulum-v1"), max_grid=2)
-    groups = L.split_calls(calls, parts)
-    assert len(groups) == parts and all(groups)
-    assert [c for g in groups for c in g] == calls
-    work = [sum(len(c.cells) + 1 for c in g) for g in groups]
-    assert max(work) - min(work) <= max(len(c.cells) + 1 for c in calls)
-    with pytest.raises(ValueError, match="parts"):
-        L.split_calls(calls, len(calls) + 1)
+def test_stored_grids_round_trip(fake_grid, tmp_path):
+    grid, _ = fake_grid
+    path = tmp_path / "grids.npz"
+    L.save_grids({"CartPole-v1": grid}, path)
+    (loaded,) = L.load_grids(path).values()
+    assert (loaded.env, loaded.base, loaded.seeds, loaded.details) == (
+        grid.env, grid.base, grid.seeds, grid.details)
+    assert loaded.changes == grid.changes and loaded.skipped == grid.skipped
+    assert set(loaded.runs) == set(grid.runs)
+    for key, curves in grid.runs.items():
+        for a, b in zip(loaded.runs[key], curves):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="grids"):
+        L.save_grids({"Pendulum-v1": grid}, path)
 
 
-def test_grids_trained_in_parts_merge_into_the_whole_grid(fake_grid):
-    whole, _ = fake_grid
-    train = FakeTrain()
-    parts = [L.ablation_grid("CartPole-v1", SEEDS, train=train, part=(k, 3)) for k in range(3)]
-    assert L.run_key() in parts[0].runs and all(L.run_key() not in p.runs for p in parts[1:])
-    merged = L.merge_grids(parts)
-    assert merged.details == whole.details and merged.changes == whole.changes
-    assert set(merged.runs) == set(whole.runs)
-    for key in whole.runs:
-        np.testing.assert_array_equal(merged.runs[key].mean_return, whole.runs[key].mean_return)
-    assert len(train.calls) == len(merged.seconds) == len(L.plan_calls(whole.details, whole.base))
-    with pytest.raises(ValueError, match="recipe"):
-        L.merge_grids(parts[1:])
-    with pytest.raises(ValueError, match="twice"):
-        L.merge_grids([parts[0], parts[0]])
-    with pytest.raises(ValueError, match="part"):
-        L.ablation_grid("CartPole-v1", SEEDS, train=train, part=(3, 3))
+def test_the_stored_grids_are_those_the_lesson_would_train_today():
+    """The stored grids (``scripts/make_ablations.py``) were trained with today's recipe, seeds,
+    details and call plan: change any of them and this fails until the script is rerun."""
+    grids = L.load_grids()
+    assert tuple(grids) == L.ENVS
+    for env, g in grids.items():
+        run, skipped = L.split_details(L.DETAILS, env)
+        assert g.base == L.recipe_config(env) and g.seeds == L.SEEDS
+        assert g.details == tuple(run) and [d for d, _ in g.skipped] == [d for d, _ in skipped]
+        assert g.changes == {d.key: L.ablation_change(d, g.base) for d in run}
+        planned = {k for c in L.plan_calls(run, g.base, L.MAX_GRID[env]) for k in c.cells}
+        assert set(g.runs) == planned and g.delta == L.trust_region(env)
+        iterations = g.base.iterations
+        for curves in g.runs.values():
+            assert curves.env_steps.shape == (iterations,)
+            assert all(np.shape(x) == (len(L.SEEDS), iterations) for x in curves[1:])
+            assert all(np.isfinite(x).all() for x in curves)
 
 
 def test_ablation_grid_needs_ten_distinct_seeds_and_a_matching_base():
@@ -331,7 +295,7 @@ def test_rows_table_and_kl_effects(fake_grid):
     # turning a detail on cannot "hold" the recipe's KL: it was not holding it before
     assert not effects["clip_value"].holds_kl and effects["clip_value"].direction == "on"
     assert effects["clip_value"].moves_kl and effects["clip_value"].moves_return
-    assert effects["clip_value"].verdict == "changes the return only"
+    assert effects["clip_value"].verdict == "changes the return and the KL"
     table = L.format_effects(list(effects.values()))
     assert all(e.detail.name in table and e.verdict in table for e in effects.values())
 
@@ -339,8 +303,9 @@ def test_rows_table_and_kl_effects(fake_grid):
 @pytest.mark.parametrize(("direction", "mean_kl", "max_kl", "ret", "training", "verdict"), [
     ("off", "higher", "same", "same", "same", "holds the KL"),
     ("off", "same", "higher", "lower", "lower", "holds the KL"),
-    ("on", "lower", "lower", "lower", "same", "changes the return only"),
+    ("on", "lower", "lower", "lower", "same", "changes the return and the KL"),
     ("on", "same", "same", "same", "higher", "changes the return only"),
+    ("off", "same", "same", "lower", "same", "changes the return only"),
     ("off", "lower", "same", "same", "same", "moves the KL only"),
     ("on", "higher", "same", "same", "same", "moves the KL only"),
     ("off", "same", "same", "same", "same", "no effect beyond the noise"),
@@ -348,6 +313,43 @@ def test_rows_table_and_kl_effects(fake_grid):
 def test_verdicts(direction, mean_kl, max_kl, ret, training, verdict):
     effect = L.KLEffect(L.DETAILS[0], direction, mean_kl, max_kl, ret, training)
     assert effect.verdict == verdict and verdict in L.VERDICTS
+
+
+def _diff(x):
+    """A difference beyond the noise when x != 0, within it when x == 0."""
+    return L.Difference(x, x - 1.0, x + 1.0) if x else L.Difference(0.0, -1.0, 1.0)
+
+
+def _row(direction, final, training, kl):
+    summary = L.RunSummary(None, None, _diff(final), _diff(training), 0.02, 0.1, 0.0, 0.1,
+                           _diff(kl), _diff(0))
+    return L.AblationRow(L.DETAILS[1], {}, direction, summary)
+
+
+@pytest.mark.parametrize(("direction", "final", "training", "kl", "setting", "because"), [
+    ("on", -10.0, 20.0, -1.0, "off", "final return"),     # the final return decides first
+    ("on", 0.0, 20.0, 5.0, "on", "return over training"),
+    ("off", 0.0, 0.0, 5.0, "on", "smaller KL"),            # off raised the KL: keep it on
+    ("off", 0.0, 0.0, -5.0, "off", "smaller KL"),
+    ("on", 0.0, 0.0, 0.0, "off", "no difference"),         # nothing measured: the recipe's
+])
+def test_recommend_follows_the_measurements(direction, final, training, kl, setting, because):
+    rec = L.recommend(_row(direction, final, training, kl))
+    assert (rec.setting, rec.because) == (setting, because)
+
+
+def test_summary_table_prints_each_detail_with_its_numbers(fake_grid):
+    grid, _ = fake_grid
+    rows = L.ablation_rows(grid)
+    text = L.format_summary(rows)
+    for r in rows[1:]:
+        rec = L.recommend(r)
+        line = next(x for x in text.splitlines() if x.startswith(r.detail.name + " "))
+        ratio = r.summary.mean_kl / rows[0].summary.mean_kl
+        assert (f"×{ratio:.0f}" if ratio >= 10 else f"×{ratio:.1f}") in line
+        assert f" {rec.setting}  " in line and line.endswith(rec.because)
+    with pytest.raises(ValueError, match="row"):
+        L.recommend(rows[0])
 
 
 def test_format_plan_names_every_call_and_counts_the_agents():

@@ -18,15 +18,15 @@ This module holds what the lesson needs to ablate them:
 
 * :data:`DETAILS`, a table of :class:`Detail`: what each one is and why, the
   :class:`TrainConfig` field and values that switch it on and off, the environments it applies
-  to and the course_lib function that implements it (:func:`implementation` quotes the line).
-  An entry whose field ``TrainConfig`` does not have (yet) is skipped, not an error
-  (:func:`available`), so the table can list switches before the library has them;
+  to and the course_lib function that implements it (:func:`implementation` quotes the line);
 * :func:`plan_calls` turns the details into ``train_many`` calls: every structural switch
   (one compiled program each) gets its own call, the numeric ones are swept together with the
   full recipe in one call (an outer product, so pairs of numeric ablations come for free);
 * :func:`ablation_grid` runs the plan for one environment over ≥ 10 seeds and keeps what the
   tables and the panel read (:class:`AblationGrid`, learning curves and per-update
-  diagnostics, no parameters);
+  diagnostics, no parameters); :func:`save_grids` / :func:`load_grids` store the grids the
+  lesson reads (:data:`ABLATIONS_FILE`, trained once by ``scripts/make_ablations.py``: the
+  full grids take minutes, the lesson a minute at most);
 * :func:`summarize_run` / :func:`ablation_rows` give each variant's final return as an
   interquartile mean with its 95 % bootstrap interval and its difference to the full recipe
   (within or beyond the noise of the seeds), the same for the mean return over training, the
@@ -38,17 +38,16 @@ This module holds what the lesson needs to ablate them:
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import importlib
 import inspect
 import itertools
+import json
 import math
-import pkgutil
-import re
 import textwrap
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -65,10 +64,13 @@ from course_lib.rl.rollout import Batch, reset_envs, run_envs
 from course_lib.rl.train import train_many
 
 __all__ = [
+    "ABLATIONS_FILE",
     "DETAILS",
     "ENVS",
+    "MAX_GRID",
     "MIN_SEEDS",
     "PENDULUM_ITERATIONS",
+    "SEEDS",
     "VERDICTS",
     "AblationGrid",
     "AblationRow",
@@ -79,29 +81,30 @@ __all__ = [
     "Implementation",
     "KLEffect",
     "LossTerms",
+    "Recommendation",
     "RunCurves",
     "RunSummary",
     "ablation_change",
     "ablation_grid",
     "ablation_rows",
-    "available",
     "clip_actions_check",
     "combination_view",
     "detail_table",
-    "find_field_use",
     "format_effects",
     "format_kl",
     "format_plan",
     "format_returns",
+    "format_summary",
     "implementation",
     "kl_effects",
+    "load_grids",
     "loss_terms",
-    "merge_grids",
     "plan_calls",
     "recipe_config",
+    "recommend",
     "run_key",
     "run_plan",
-    "split_calls",
+    "save_grids",
     "split_details",
     "summarize_run",
     "switched",
@@ -183,8 +186,7 @@ class Detail(NamedTuple):
       on, off: the field's value with the detail on and off. The ablation sets the other one
         of the two than the recipe has (:func:`ablation_change`).
       envs: the environments it applies to (action clipping needs continuous actions).
-      implemented_by: ``"module:function"`` in course_lib that implements it, or ``None``
-        (then :func:`find_field_use` looks for the field in ``course_lib.rl``).
+      implemented_by: ``"module:function"`` in course_lib that implements it.
       marker: text on the implementing line (:func:`implementation` quotes that line).
       source: where it is documented (Huang et al. 2022's list, Engstrom et al. 2020's).
       note: why it is not trained on an environment it is not listed for (empty: it does not
@@ -198,8 +200,8 @@ class Detail(NamedTuple):
     on: Any
     off: Any
     envs: tuple[str, ...]
-    implemented_by: str | None
-    marker: str | None
+    implemented_by: str
+    marker: str
     source: str
     note: str = ""
 
@@ -270,25 +272,13 @@ DETAILS: tuple[Detail, ...] = (
 """The details of the lesson, in the order it discusses them."""
 
 
-def _config_fields(config_cls: type = TrainConfig) -> set[str]:
-    return {f.name for f in dataclasses.fields(config_cls)}
-
-
-def available(detail: Detail, config_cls: type = TrainConfig) -> bool:
-    """Whether ``config_cls`` (a dataclass, :class:`TrainConfig` by default) has the detail's
-    field, so that it can be switched (a detail listed before the library has it is not)."""
-    return detail.field in _config_fields(config_cls)
-
-
-def split_details(details: Sequence[Detail] = DETAILS, env: str | None = None,
-                  config_cls: type = TrainConfig) -> tuple[list[Detail], list[tuple[Detail, str]]]:
+def split_details(details: Sequence[Detail] = DETAILS,
+                  env: str | None = None) -> tuple[list[Detail], list[tuple[Detail, str]]]:
     """``(run, skipped)``: the details that can be ablated (on ``env`` when given) and, for the
     others, ``(detail, reason)`` with the reason in words."""
     run, skipped = [], []
     for d in details:
-        if not available(d, config_cls):
-            skipped.append((d, f"TrainConfig has no field {d.field!r} yet"))
-        elif env is not None and env not in d.envs:
+        if env is not None and env not in d.envs:
             skipped.append((d, d.note or f"does not apply to {env}"))
         else:
             run.append(d)
@@ -304,7 +294,7 @@ def ablation_change(detail: Detail, base: TrainConfig) -> dict[str, Any]:
     """
     if not isinstance(base, TrainConfig):
         raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}")
-    if not available(detail, type(base)):
+    if not hasattr(base, detail.field):
         raise ValueError(f"detail {detail.key!r}: TrainConfig has no field {detail.field!r}")
     value = getattr(base, detail.field)
     if _same(value, detail.on):
@@ -414,67 +404,20 @@ def _line_with(fn: Callable, marker: str) -> str | None:
     return None
 
 
-def implementation(detail: Detail) -> Implementation | None:
+def implementation(detail: Detail) -> Implementation:
     """The course_lib line that implements ``detail``: the first line of
-    ``detail.implemented_by`` holding ``detail.marker``; for an entry without a reference, the
-    first use of its field that :func:`find_field_use` finds. ``None`` when neither finds one."""
-    if detail.implemented_by is not None and detail.marker is not None:
-        line = _line_with(_function(detail.implemented_by), detail.marker)
-        if line is not None:
-            return Implementation(detail.implemented_by, line)
-    found = find_field_use(detail.field)
-    return found[0] if found else None
+    ``detail.implemented_by`` holding ``detail.marker``. Raises ``ValueError`` naming
+    ``detail`` when the function has no such line (the table no longer matches the code)."""
+    line = _line_with(_function(detail.implemented_by), detail.marker)
+    if line is None:
+        raise ValueError(f"detail {detail.key!r}: no line of {detail.implemented_by} "
+                         f"holds {detail.marker!r}")
+    return Implementation(detail.implemented_by, line)
 
 
-def _hands_over(line: str, field: str) -> bool:
-    """Whether every use of ``field`` on ``line`` is a plain hand-over to a keyword of the same
-    name (``field=config.field`` or ``field=field``)."""
-    rest = re.sub(rf"(?<![\w]){field}\s*=\s*(?:[\w.]+\.)?{field}(?![\w])", "", line)
-    return re.search(rf"(?<![\w]){field}(?![\w])", rest) is None
-
-
-def find_field_use(field: str, package: str = "course_lib.rl") -> list[Implementation]:
-    """Lines of the functions of ``package`` that read ``field`` (``x.field``, ``x["field"]``
-    or the bare name), in module order, skipping plain hand-overs (``field=config.field,``)
-    and the config module that only declares it. How an entry of :data:`DETAILS` without a
-    reference finds its implementation once the library has the field."""
-    if not re.fullmatch(r"[A-Za-z_]\w*", field):
-        raise ValueError(f"field must be an identifier, got {field!r}")
-    pattern = re.compile(rf"(?<![\w]){field}(?![\w])")
-    pkg = importlib.import_module(package)
-    hits: list[Implementation] = []
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if info.name == "config":
-            continue
-        name = f"{package}.{info.name}"
-        source = inspect.getsource(importlib.import_module(name))
-        lines = source.splitlines()
-        for node in ast.walk(ast.parse(source)):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
-            body_start = node.body[0].lineno
-            if (isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
-                    and isinstance(node.body[0].value.value, str)):  # skip the docstring
-                body_start = node.body[0].end_lineno + 1
-            for number in range(body_start, node.end_lineno + 1):
-                text = lines[number - 1]
-                stripped = text.strip()
-                if (not stripped or stripped.startswith("#") or not pattern.search(text)
-                        or _hands_over(stripped, field)):
-                    continue
-                hits.append(Implementation(f"{name}:{node.name}", stripped))
-    seen, unique = set(), []
-    for hit in hits:  # nested functions are walked twice
-        if hit not in seen:
-            seen.add(hit)
-            unique.append(hit)
-    return unique
-
-
-def detail_table(details: Sequence[Detail] = DETAILS, config_cls: type = TrainConfig,
-                 width: int = 100) -> str:
+def detail_table(details: Sequence[Detail] = DETAILS, width: int = 100) -> str:
     """The table of details as text: per detail its name, field, on/off values, environments,
-    and the implementing function with its line quoted (or why it is skipped)."""
+    and the implementing function with its line quoted."""
     out = []
     for d in details:
         envs = ", ".join(d.envs) if d.envs else "no env of the lesson"
@@ -482,16 +425,9 @@ def detail_table(details: Sequence[Detail] = DETAILS, config_cls: type = TrainCo
                    f"{envs}; {d.source}")
         if not d.envs and d.note:
             out.append(f"    not trained: {d.note}")
-        if not available(d, config_cls):
-            out.append(f"    skipped: TrainConfig has no field {d.field!r} yet")
-            continue
         impl = implementation(d)
-        if impl is None:
-            out.append("    implementation: not found in course_lib.rl")
-        else:
-            out.append(f"    {impl.ref}")
-            quoted = textwrap.shorten(impl.line, width=width - 8, placeholder=" …")
-            out.append(f"        {quoted}")
+        out.append(f"    {impl.ref}")
+        out.append("        " + textwrap.shorten(impl.line, width=width - 8, placeholder=" …"))
     return "\n".join(out)
 
 
@@ -614,37 +550,12 @@ class AblationGrid(NamedTuple):
     seconds: tuple[float, ...]
 
 
-def split_calls(calls: Sequence[Call], parts: int) -> list[list[Call]]:
-    """``calls`` cut into ``parts`` consecutive groups of about equal work, counting each call
-    as its number of runs plus one (a call's fixed cost: tracing, loading or compiling its
-    program). A notebook trains one group per cell, so that no cell runs for too long."""
-    check_int_at_least(parts, 1, "parts")
-    if parts > len(calls):
-        raise ValueError(f"parts must be at most the number of calls ({len(calls)}), got {parts}")
-    work = np.cumsum([len(c.cells) + 1 for c in calls], dtype=np.float64)
-    # group g ends at the first call whose cumulative work reaches (g + 1)/parts of the total
-    ends = [int(np.searchsorted(work, work[-1] * (g + 1) / parts - 1e-9)) + 1
-            for g in range(parts)]
-    groups, start = [], 0
-    for g, end in enumerate(ends):
-        end = max(end, start + 1)                   # every group gets at least one call,
-        end = min(end, len(calls) - (parts - g - 1))  # and leaves one for each group after it
-        groups.append(list(calls[start:end]))
-        start = end
-    return groups
-
-
 def ablation_grid(env: str, seeds: Sequence[int], details: Sequence[Detail] = DETAILS,
                   base: TrainConfig | None = None, max_grid: int = 4,
-                  train: Callable = train_many, min_seeds: int = MIN_SEEDS,
-                  part: tuple[int, int] = (0, 1)) -> AblationGrid:
-    """Train the full recipe and each applicable, available detail switched alone on ``env``
+                  train: Callable = train_many, min_seeds: int = MIN_SEEDS) -> AblationGrid:
+    """Train the full recipe and each applicable detail switched alone on ``env``
     (:func:`plan_calls`, one ``train_many`` call per structural variant, the numeric ones
-    swept together), over ``seeds`` (at least ``min_seeds``), and keep the curves.
-
-    ``part = (k, n)`` trains only the k-th of ``n`` groups of those calls
-    (:func:`split_calls`; the recipe is in group 0): :func:`merge_grids` puts the parts back
-    together. The default trains everything."""
+    swept together), over ``seeds`` (at least ``min_seeds``), and keep the curves."""
     seeds = tuple(int(s) for s in seeds)
     check_int_at_least(min_seeds, 2, "min_seeds")
     if len(seeds) < min_seeds:
@@ -655,45 +566,68 @@ def ablation_grid(env: str, seeds: Sequence[int], details: Sequence[Detail] = DE
     base = recipe_config(env) if base is None else base
     if base.env != env:
         raise ValueError(f"base trains {base.env!r}, not env={env!r}")
-    k, n = part
-    check_int_at_least(n, 1, "part[1]")
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n:
-        raise ValueError(f"part must be (k, n) with 0 <= k < n, got {part!r}")
     run, skipped = split_details(details, env)
-    calls = split_calls(plan_calls(run, base, max_grid), n)[k]
-    runs, seconds = run_plan(calls, seeds, train)
-    here = [d for d in run if run_key([d.key]) in runs]
-    changes = {d.key: ablation_change(d, base) for d in here}
-    return AblationGrid(env, base, seeds, tuple(here), changes, runs, tuple(skipped),
+    runs, seconds = run_plan(plan_calls(run, base, max_grid), seeds, train)
+    changes = {d.key: ablation_change(d, base) for d in run}
+    return AblationGrid(env, base, seeds, tuple(run), changes, runs, tuple(skipped),
                         trust_region(env), tuple(seconds))
 
 
-def merge_grids(parts: Sequence[AblationGrid]) -> AblationGrid:
-    """One :class:`AblationGrid` from the parts :func:`ablation_grid` trained with
-    ``part=(k, n)``: their runs, details (in the order of :data:`DETAILS`), changes and call
-    times together. Raises ``ValueError`` naming ``parts`` when they differ in environment,
-    recipe or seeds, train a run twice, or none of them trained the recipe."""
-    parts = list(parts)
-    if not parts:
-        raise ValueError("parts must hold at least one grid")
-    first = parts[0]
-    for p in parts[1:]:
-        if (p.env, p.base, p.seeds) != (first.env, first.base, first.seeds):
-            raise ValueError("parts must share env, base and seeds")
-    runs: dict[frozenset[str], RunCurves] = {}
-    for p in parts:
-        twice = set(runs) & set(p.runs)
-        if twice:
-            raise ValueError(f"parts train the same runs twice: {sorted(map(sorted, twice))}")
-        runs.update(p.runs)
-    if run_key() not in runs:
-        raise ValueError("parts: none of them trained the full recipe (part 0)")
-    order = [d.key for d in DETAILS]
-    details = sorted({d.key: d for p in parts for d in p.details}.values(),
-                     key=lambda d: order.index(d.key) if d.key in order else len(order))
-    changes = {k: v for p in parts for k, v in p.changes.items()}
-    return first._replace(details=tuple(details), changes=changes, runs=runs,
-                          seconds=tuple(t for p in parts for t in p.seconds))
+ABLATIONS_FILE = Path(__file__).resolve().parents[1] / "data" / "ablations.npz"
+"""The grids the lesson reads: :func:`ablation_grid` for each of :data:`ENVS` over
+:data:`SEEDS`, stored by ``scripts/make_ablations.py`` (several minutes on 2 cores)."""
+
+SEEDS = tuple(range(MIN_SEEDS))
+"""The training seeds of the stored grids."""
+
+MAX_GRID = {"CartPole-v1": 4, "Pendulum-v1": 2}
+"""``max_grid`` of each environment's grid: CartPole also trains its two first numeric switches
+together; Pendulum, the expensive half, trains each switch alone."""
+
+_CURVES = RunCurves._fields
+
+
+def _run_name(key: frozenset[str]) -> str:
+    return "+".join(sorted(key)) or "recipe"
+
+
+def save_grids(grids: Mapping[str, AblationGrid], path: Path | str = ABLATIONS_FILE) -> None:
+    """Store ``{env: AblationGrid}`` as one ``.npz``: each run's curves as arrays
+    (``"env/run/field"``) and the rest (recipe, seeds, details, changes, δ, call times) as JSON."""
+    arrays, meta = {}, {}
+    for env, g in grids.items():
+        if g.env != env:
+            raise ValueError(f"grids: the grid under {env!r} trains {g.env!r}")
+        for key, curves in g.runs.items():
+            for field in _CURVES:
+                arrays[f"{env}/{_run_name(key)}/{field}"] = np.asarray(getattr(curves, field))
+        meta[env] = {
+            "base": dataclasses.asdict(g.base), "seeds": list(g.seeds),
+            "details": [d.key for d in g.details], "changes": g.changes,
+            "runs": [sorted(k) for k in g.runs], "skipped": [[d.key, why] for d, why in g.skipped],
+            "delta": g.delta, "seconds": list(g.seconds),
+        }
+    np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def load_grids(path: Path | str = ABLATIONS_FILE) -> dict[str, AblationGrid]:
+    """The ``{env: AblationGrid}`` that :func:`save_grids` stored."""
+    by_key = {d.key: d for d in DETAILS}
+    grids = {}
+    with np.load(path) as f:
+        meta = json.loads(str(f["meta"]))
+        for env, m in meta.items():
+            base = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in m["base"].items()})
+            runs = {}
+            for names in m["runs"]:
+                key = run_key(names)
+                runs[key] = RunCurves(*(f[f"{env}/{_run_name(key)}/{field}"] for field in _CURVES))
+            grids[env] = AblationGrid(
+                env, base, tuple(m["seeds"]), tuple(by_key[k] for k in m["details"]),
+                m["changes"], runs, tuple((by_key[k], why) for k, why in m["skipped"]),
+                m["delta"], tuple(m["seconds"]))
+    return grids
 
 
 # ------------------------------------------------------------------------------------------
@@ -878,18 +812,19 @@ class KLEffect(NamedTuple):
 
     @property
     def verdict(self) -> str:
-        """One of :data:`VERDICTS`: ``"holds the KL"`` (:attr:`holds_kl`), else ``"changes the
-        return only"`` when the final return or the mean return over training moved beyond the
-        noise, ``"moves the KL only"`` when only the KL did, ``"no effect beyond the noise"``
-        when nothing did."""
+        """One of :data:`VERDICTS`: ``"holds the KL"`` (:attr:`holds_kl`); else, when the final
+        return or the mean return over training moved beyond the noise, ``"changes the return
+        and the KL"`` if a KL moved too and ``"changes the return only"`` if not; else
+        ``"moves the KL only"`` or ``"no effect beyond the noise"``."""
         if self.holds_kl:
             return VERDICTS[0]
         if self.moves_return:
-            return VERDICTS[1]
-        return VERDICTS[2] if self.moves_kl else VERDICTS[3]
+            return VERDICTS[1] if self.moves_kl else VERDICTS[2]
+        return VERDICTS[3] if self.moves_kl else VERDICTS[4]
 
 
-VERDICTS = ("holds the KL", "changes the return only", "moves the KL only",
+VERDICTS = ("holds the KL", "changes the return and the KL", "changes the return only",
+            "moves the KL only",
             "no effect beyond the noise")
 """The answers :attr:`KLEffect.verdict` gives to Engstrom et al.'s question for one detail."""
 
@@ -913,6 +848,57 @@ def format_effects(effects: Sequence[KLEffect]) -> str:
             "verdict")
     return _table(head, [(e.detail.name, e.direction, e.mean_kl, e.max_kl, e.final_return,
                           e.training_return, e.verdict) for e in effects])
+
+
+class Recommendation(NamedTuple):
+    """The setting of one detail that the measurements favour on one task.
+
+    ``setting`` is ``"on"`` or ``"off"``; ``because`` names the measurement that decided it:
+    ``"final return"``, ``"return over training"``, ``"smaller KL"`` or ``"no difference"``
+    (then the recipe's setting is kept).
+    """
+
+    detail: Detail
+    setting: str
+    because: str
+
+
+def recommend(row: AblationRow) -> Recommendation:
+    """The setting of ``row.detail`` (a row of :func:`ablation_rows`, not the recipe's) that
+    the numbers favour, decided by the first of these that differs beyond the noise of the
+    seeds: the final return (higher wins), the mean return over training (higher wins, i.e.
+    faster learning), the mean KL per update (smaller wins: the same return with smaller
+    updates); the recipe's setting when none does."""
+    if row.detail is None:
+        raise ValueError("row must be a detail's row, not the full recipe's")
+    s = row.summary
+    recipe = "on" if row.direction == "off" else "off"
+    for diff, because in ((s.diff, "final return"), (s.training_diff, "return over training")):
+        if not diff.within_noise:
+            return Recommendation(row.detail, row.direction if diff.value > 0 else recipe, because)
+    if not s.kl_mean_diff.within_noise:
+        return Recommendation(row.detail, row.direction if s.kl_mean_diff.value < 0 else recipe,
+                              "smaller KL")
+    return Recommendation(row.detail, recipe, "no difference")
+
+
+def _times(ratio: float) -> str:
+    return f"×{ratio:.0f}" if ratio >= 10 else f"×{ratio:.1f}"
+
+
+def format_summary(rows: Sequence[AblationRow]) -> str:
+    """The lesson's summary table for one task: per detail, the change of the final return
+    (IQM difference to the recipe, 95 % interval), the mean KL per update as a multiple of the
+    recipe's, and the recommended setting with the measurement that decided it
+    (:func:`recommend`)."""
+    recipe_kl = rows[0].summary.mean_kl
+    lines = []
+    for r in rows[1:]:
+        rec = recommend(r)
+        lines.append([r.detail.name, r.direction, _diff_text(r.summary.diff, ".0f"),
+                      _times(r.summary.mean_kl / recipe_kl), rec.setting, rec.because])
+    return _table(["detail", "switched", "final return - recipe [95% CI]",
+                   "mean KL / recipe's", "recommended", "because of"], lines)
 
 
 def format_plan(calls: Sequence[Call], details: Sequence[Detail], seeds: int) -> str:
