@@ -13,10 +13,12 @@ from course_lib.widgets.l06_trpo import trpo_delta_panel, trpo_live_panel
 from course_lib.widgets.l07_ppo_clip import clip_panel, ppo_eps_panel
 from course_lib.widgets.l08_trpo_vs_ppo import compare_panel
 from course_lib.widgets.l09_mistakes import epochs_panel
+from course_lib.widgets.l10_rest_of_ppo import ablation_panel
 from course_lib.widgets.panel import Panel, slider
 
 __all__ = [
     "Panel",
+    "ablation_panel",
     "clip_panel",
     "compare_panel",
     "distance_panel",
