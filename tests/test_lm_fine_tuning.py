@@ -186,3 +186,48 @@ def test_a_sweep_equals_the_single_runs_it_stacks():
 def test_bad_arguments_raise_a_value_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+# ------------------------------------------------------------------------------------------
+# The studies and the panels over them (short runs: the machinery, not the learning)
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def studies():
+    return lm.run_studies(TOY, seeds=2, iterations=4, group_size=4)
+
+
+def test_the_studies_hold_every_swept_run(studies):
+    assert studies.beta_runs.reward.shape == (len(lm.BETAS), 4)
+    assert studies.eps_runs.kl_update.shape == (len(lm.EPS_VALUES) + 1, 4)
+    assert studies.value_runs.objective.shape == studies.group_runs.objective.shape == (2, 4)
+    one = lm.train_lm(TOY, lm.LMHyper(lm.STUDY_BETA, 0.2, 0.03), 1, iterations=4, group_size=4)
+    np.testing.assert_allclose(studies.value_runs.kl_ref[1], one.kl_ref, rtol=1e-4, atol=1e-6)
+
+
+def test_the_views_pick_the_nearest_swept_value(studies):
+    view = lm.beta_view(TOY, studies, 0.11)
+    assert view.beta == 0.1 and view.optimum is not None
+    assert lm.beta_view(TOY, studies, 0.0).optimum is None
+    assert lm.eps_view(studies, 0.19).eps == 0.2
+    assert lm.eps_view(studies, lm.NO_CLIP).index == len(lm.EPS_VALUES)
+
+
+def test_the_beta_and_eps_panels_redraw_what_their_views_state(studies):
+    from course_lib.widgets.l11_lm_fine_tuning import beta_panel, eps_panel
+
+    panel = beta_panel(TOY, studies, beta=0.1)
+    assert f"{lm.beta_view(TOY, studies, 0.1).ppo_kl:.2f}" in panel.readout.value
+    redraws = panel.redraws
+    panel.sliders["beta"].value = 0.0
+    assert panel.redraws == redraws + 1 and "β = 0</b>" in panel.readout.value
+    assert f"{lm.beta_view(TOY, studies, 0.0).ppo_reward:.2f}" in panel.readout.value
+    assert len(panel.figure.axes) == 2
+
+    panel = eps_panel(studies, eps=0.2)
+    for eps in (0.05, lm.NO_CLIP):
+        panel.sliders["eps"].value = eps
+        view = lm.eps_view(studies, eps)
+        assert f"{view.median_update:.4f}" in panel.readout.value
+    assert "no clip" in panel.readout.value

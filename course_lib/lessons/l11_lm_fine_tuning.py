@@ -58,6 +58,9 @@ from course_lib.rl.train import enable_compilation_cache
 __all__ = [
     "ADVANTAGES",
     "BETAS",
+    "BetaView",
+    "EpsView",
+    "EPS_STUDY_LR",
     "EPS_VALUES",
     "NO_CLIP",
     "STUDY_BETA",
@@ -66,7 +69,9 @@ __all__ = [
     "LMHyper",
     "LMRun",
     "Toy",
+    "beta_view",
     "enumerate_sequences",
+    "eps_view",
     "expected",
     "frontier",
     "group_advantages",
@@ -536,6 +541,7 @@ NO_CLIP = 1e3
 STUDY_BETA = 0.1
 """The β of the ε study and of the baseline comparison."""
 EPS_STUDY_LR = 0.1
+"""Adam's step size α in the ε study."""
 
 
 class Studies(NamedTuple):
@@ -555,9 +561,12 @@ class Studies(NamedTuple):
     group_runs: LMRun
 
 
-def run_studies(toy: Toy, seeds: int = 5) -> Studies:
+def run_studies(toy: Toy, seeds: int = 5, **static) -> Studies:
     """Train every run of the lesson: one ``vmap`` of value-baseline PPO over the β study, the
-    ε study and ``seeds`` seeds, and one of GRPO over the same seeds."""
+    ε study and ``seeds`` seeds, and one of GRPO over the same seeds. ``static``: structural
+    arguments of :func:`train_lm` (``iterations``, ``group_size``, ``epochs``), for tests."""
+    if "advantage" in static:
+        raise ValueError("advantage is not an argument of run_studies: it trains both")
     check_int_at_least(seeds, 1, "seeds")
     nb, ne = len(BETAS), len(EPS_VALUES) + 1
     beta = [*BETAS, *[STUDY_BETA] * ne, *[STUDY_BETA] * (seeds - 1)]
@@ -565,13 +574,13 @@ def run_studies(toy: Toy, seeds: int = 5) -> Studies:
     lr = [*[0.03] * nb, *[EPS_STUDY_LR] * ne, *[0.03] * (seeds - 1)]
     seed = [*[0] * (nb + ne), *range(1, seeds)]
     runs = train_sweep(toy, LMHyper(jnp.array(beta), jnp.array(eps), jnp.array(lr)),
-                       jnp.array(seed))
+                       jnp.array(seed), **static)
     part = lambda lo, hi: jax.tree.map(lambda x: x[lo:hi], runs)  # noqa: E731
     study = BETAS.index(STUDY_BETA)
     value = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), part(study, study + 1),
                          part(nb + ne, nb + ne + seeds - 1))
     group = train_sweep(toy, LMHyper(STUDY_BETA, 0.2, 0.03), jnp.arange(seeds),
-                        advantage="group")
+                        advantage="group", **static)
     return Studies(np.asarray(BETAS), part(0, nb), np.asarray(EPS_VALUES), part(nb, nb + ne),
                    value, group)
 
@@ -579,3 +588,54 @@ def run_studies(toy: Toy, seeds: int = 5) -> Studies:
 def kl_to(log_probs: jax.Array, target_log_probs: jax.Array) -> jax.Array:
     """Exact KL(π‖π_target) per prompt ``[P]`` from sequence log-probs ``[P, N]``."""
     return expected(log_probs - target_log_probs, log_probs)
+
+
+class BetaView(NamedTuple):
+    """One β of the β study (what the β panel states). ``optimum`` is π*_β's
+    :class:`Frontier` row (``None`` at β = 0, where no π* short of the reward's maximiser
+    exists); the ``ppo_*`` fields are the trained run's last iteration; curves are ``[I]``."""
+
+    index: int
+    beta: float
+    optimum: Frontier | None
+    ppo_reward: float
+    ppo_true: float
+    ppo_kl: float
+    reward_curve: np.ndarray
+    true_curve: np.ndarray
+    kl_curve: np.ndarray
+
+
+def beta_view(toy: Toy, studies: Studies, beta: float) -> BetaView:
+    """The swept β nearest to ``beta`` (exactly, on the β grid) and its numbers."""
+    i = int(np.argmin(np.abs(studies.betas - float(beta))))
+    b = float(studies.betas[i])
+    optimum = None if b == 0.0 else jax.tree.map(
+        lambda x: float(x[0]), frontier(toy, jnp.array([b])))
+    run = jax.tree.map(lambda x: np.asarray(x[i]), studies.beta_runs)
+    return BetaView(i, b, optimum, float(run.reward[-1]), float(run.true_score[-1]),
+                    float(run.kl_ref[-1]), run.reward, run.true_score, run.kl_ref)
+
+
+class EpsView(NamedTuple):
+    """One ε of the ε study (what the ε panel states): the exact KL of each update and the
+    KL to π_ref after each, ``[I]``, with their summaries."""
+
+    index: int
+    eps: float
+    kl_update: np.ndarray
+    kl_ref: np.ndarray
+    median_update: float
+    max_update: float
+    final_kl_ref: float
+    objective: float
+
+
+def eps_view(studies: Studies, eps: float) -> EpsView:
+    """The swept ε nearest to ``eps`` (``NO_CLIP`` for the run without the clip)."""
+    grid = np.append(studies.eps_values, NO_CLIP)
+    i = int(np.argmin(np.abs(np.log(grid) - np.log(float(eps)))))
+    run = jax.tree.map(lambda x: np.asarray(x[i]), studies.eps_runs)
+    return EpsView(i, float(grid[i]), run.kl_update, run.kl_ref, float(np.median(run.kl_update)),
+                   float(np.max(run.kl_update)), float(run.kl_ref[-1]),
+                   float(np.mean(run.objective[-10:])))
