@@ -58,16 +58,16 @@ from course_lib.rl.train import enable_compilation_cache
 __all__ = [
     "ADVANTAGES",
     "BETAS",
-    "BetaView",
-    "EpsView",
     "EPS_STUDY_LR",
     "EPS_VALUES",
     "NO_CLIP",
     "STUDY_BETA",
+    "BetaView",
+    "EpsView",
     "Frontier",
-    "Studies",
     "LMHyper",
     "LMRun",
+    "Studies",
     "Toy",
     "beta_view",
     "enumerate_sequences",
@@ -76,8 +76,8 @@ __all__ = [
     "frontier",
     "group_advantages",
     "kl_estimates",
-    "kl_to",
     "kl_penalised_rewards",
+    "kl_to",
     "make_toy",
     "optimal_log_probs",
     "prefix_offset",
@@ -178,6 +178,7 @@ def _check_logits(logits: jax.Array, toy: Toy, name: str = "logits") -> None:
                          f"[prompts, prefixes, vocab] table, got {jnp.shape(logits)}")
 
 
+@jax.jit
 def sequence_log_probs(logits: jax.Array, toy: Toy) -> jax.Array:
     """log π(y|c) = Σ_t log softmax(logits[c, prefix_t(y)])[y_t] of every answer, ``[P, N]``.
 
@@ -203,6 +204,7 @@ def _prefix_log_probs(logits: jax.Array, toy: Toy) -> jax.Array:
     return jnp.concatenate(rows, axis=1)
 
 
+@jax.jit
 def sequence_kl(p_logits: jax.Array, q_logits: jax.Array, toy: Toy) -> jax.Array:
     """Exact KL(p‖q) between two autoregressive policies, per prompt ``[P]``.
 
@@ -329,6 +331,7 @@ def group_advantages(rewards: jax.Array, eps: float = 1e-8) -> jax.Array:
     return jnp.where(tied, 0.0, centred / (std + eps))
 
 
+@jax.jit
 def token_log_probs(logits: jax.Array, prompts: jax.Array, prefixes: jax.Array,
                     tokens: jax.Array) -> jax.Array:
     """log π(y_t | c, y_<t) ``[B, T]`` of sampled answers, from ``log_softmax`` of their rows."""
@@ -339,6 +342,7 @@ def token_log_probs(logits: jax.Array, prompts: jax.Array, prefixes: jax.Array,
     return logp[prompts[:, None], prefixes, tokens]
 
 
+@partial(jax.jit, static_argnames=("group_size", "length"))
 def sample(key: jax.Array, logits: jax.Array, group_size: int, length: int):
     """``group_size`` answers to every prompt from π, autoregressively.
 
@@ -346,6 +350,9 @@ def sample(key: jax.Array, logits: jax.Array, group_size: int, length: int):
     grouped (rows p·G … p·G + G − 1 answer prompt p) and ``codes`` each answer's index in
     :func:`enumerate_sequences`.
     """
+    check_rank(logits, 3, "logits")
+    check_int_at_least(group_size, 1, "group_size")
+    check_int_at_least(length, 1, "length")
     n_prompts, _, vocab = logits.shape
     prompts = jnp.repeat(jnp.arange(n_prompts), group_size)
     code = jnp.zeros_like(prompts)
@@ -359,6 +366,7 @@ def sample(key: jax.Array, logits: jax.Array, group_size: int, length: int):
     return prompts, jnp.stack(prefixes, 1), jnp.stack(tokens, 1), code
 
 
+@partial(jax.jit, static_argnames=("group_size",))
 def kl_estimates(logits: jax.Array, toy: Toy, key: jax.Array, group_size: int):
     """Per-token k1 and k3 estimates of the sequence KL(π‖π_ref), from answers sampled from π.
 
@@ -367,6 +375,7 @@ def kl_estimates(logits: jax.Array, toy: Toy, key: jax.Array, group_size: int):
     their mean (:func:`course_lib.core.surrogate.kl_estimate` with π in the role of the
     sampling policy). Returns ``(k1, k3, per-token k1 [B·T], per-token k3 [B·T])``.
     """
+    _check_logits(logits, toy)
     prompts, prefixes, tokens, _ = sample(key, logits, group_size, toy.length)
     logp = token_log_probs(logits, prompts, prefixes, tokens).reshape(-1)
     logp_ref = token_log_probs(toy.ref_logits, prompts, prefixes, tokens).reshape(-1)
@@ -575,7 +584,7 @@ def run_studies(toy: Toy, seeds: int = 5, **static) -> Studies:
     seed = [*[0] * (nb + ne), *range(1, seeds)]
     runs = train_sweep(toy, LMHyper(jnp.array(beta), jnp.array(eps), jnp.array(lr)),
                        jnp.array(seed), **static)
-    part = lambda lo, hi: jax.tree.map(lambda x: x[lo:hi], runs)  # noqa: E731
+    part = lambda lo, hi: jax.tree.map(lambda x: x[lo:hi], runs)
     study = BETAS.index(STUDY_BETA)
     value = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), part(study, study + 1),
                          part(nb + ne, nb + ne + seeds - 1))

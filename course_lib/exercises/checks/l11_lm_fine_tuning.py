@@ -45,7 +45,7 @@ def check_group_advantages(fn: Callable) -> bool:
 
     def body() -> str:
         cases = _group_cases(1101)
-        n = lambda x: np.asarray(x, np.float64)  # noqa: E731
+        n = lambda x: np.asarray(x, np.float64)
         compare(fn, cases, lambda r: group_advantages(r), rtol=1e-4, atol=1e-4,
                 shape_hint="one advantage per answer, [prompts, answers]",
                 nan_hint=_TIED_HINT,
@@ -87,7 +87,7 @@ def _reward_cases(seed: int) -> list[Case]:
 
 
 def _variant(f):
-    n = lambda x: np.asarray(x, np.float64)  # noqa: E731
+    n = lambda x: np.asarray(x, np.float64)
     return lambda r, lp, lr, b: f(n(r), n(lp), n(lr), float(b))
 
 
