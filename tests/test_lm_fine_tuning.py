@@ -12,6 +12,21 @@ TOY = lm.make_toy()
 SMALL = lm.make_toy(n_prompts=2, vocab=3, length=3, seed=1)
 
 
+def fake_studies(iterations: int = 6, seed: int = 0) -> lm.Studies:
+    """Studies of the lesson's shapes filled with random numbers, for the panels' tests (no
+    training)."""
+    rng = np.random.default_rng(seed)
+
+    def runs(n):
+        curves = [rng.uniform(0.0, 1.0, (n, iterations)) for _ in range(5)]
+        curves[3] = rng.uniform(1e-3, 0.2, (n, iterations))  # kl_update
+        logits = np.zeros((n, 1, 1, 1), np.float32)
+        return lm.LMRun(logits, *(jnp.asarray(c, jnp.float32) for c in curves))
+
+    return lm.Studies(np.asarray(lm.BETAS), runs(len(lm.BETAS)), np.asarray(lm.EPS_VALUES),
+                      runs(len(lm.EPS_VALUES) + 1), runs(2), runs(2))
+
+
 def _random_logits(toy, key, scale=1.0):
     return scale * jax.random.normal(jax.random.key(key), toy.ref_logits.shape)
 

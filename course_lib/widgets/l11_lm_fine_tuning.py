@@ -82,7 +82,7 @@ def draw_beta(figure: Figure, toy: Toy, studies: Studies, beta: float,
     ax.set_ylim(0.0, 1.6)
     label(ax, "Reward–KL frontier of π* ∝ π_ref·exp(r/β)", "KL(π‖π_ref) (nats, log scale)",
           "expected score", legend=True)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=9)
     it = np.arange(1, len(view.reward_curve) + 1)
     ax_run.plot(it, view.reward_curve, color=BLUE, label="learned reward")
     ax_run.plot(it, view.true_curve, color=GREEN, label="true score")
@@ -93,7 +93,7 @@ def draw_beta(figure: Figure, toy: Toy, studies: Studies, beta: float,
     ax_run.set_ylim(0.0, 1.6)
     label(ax_run, f"PPO with β = {view.beta:g} (ε = 0.2)", "iteration", "expected score",
           legend=True)
-    ax_run.legend(loc="upper left", fontsize=8)
+    ax_run.legend(loc="upper left", fontsize=9)
     return beta_readout(view)
 
 
@@ -142,14 +142,14 @@ def draw_eps(figure: Figure, studies: Studies, eps: float, optimum_kl: float | N
     ax.set_ylim(1e-4, 1.0)
     label(ax, "The clip (ε): the size of each update", "iteration", "exact KL (nats, log scale)",
           legend=True)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=9)
     ax_ref.plot(it, view.kl_ref, color=BLUE, label=f"{name}: KL(π‖π_ref)")
     if optimum_kl is not None:
         ax_ref.axhline(optimum_kl, color=BLACK, ls=":", lw=1.2, label="KL of π*_β (β = 0.1)")
     ax_ref.set_ylim(0.0, 6.0)
     label(ax_ref, "The KL penalty (β = 0.1): the whole run's drift", "iteration",
           "exact KL (nats)", legend=True)
-    ax_ref.legend(loc="lower right", fontsize=8)
+    ax_ref.legend(loc="lower right", fontsize=9)
     return eps_readout(view)
 
 
