@@ -175,6 +175,15 @@ def test_a_sweep_equals_the_single_runs_it_stacks():
     np.testing.assert_allclose(runs.kl_ref[1], one.kl_ref, rtol=1e-4, atol=1e-6)
 
 
+def test_a_run_that_goes_non_finite_names_the_quantity_and_the_iteration():
+    def nan_after_reward(reward, logp, logp_ref, beta):
+        return lm.kl_penalised_rewards(reward, logp, logp_ref, beta) * jnp.nan
+
+    with pytest.raises(FloatingPointError, match="reward is NaN/inf at iteration 0"):
+        lm.train_lm(TOY, lm.LMHyper(), 0, iterations=2, group_size=4,
+                    token_rewards=nan_after_reward)
+
+
 @pytest.mark.parametrize(("call", "name"), [
     (lambda: lm.make_toy(vocab=2), "vocab"),
     (lambda: lm.make_toy(hack_bonus=-1.0), "hack_bonus"),

@@ -70,6 +70,7 @@ __all__ = [
     "Studies",
     "Toy",
     "beta_view",
+    "check_finite",
     "enumerate_sequences",
     "eps_view",
     "expected",
@@ -439,13 +440,32 @@ def train_lm(toy: Toy, hyper: LMHyper, seed: jax.Array | int, *, iterations: int
 
     After each update the exact E_π[r], true score, KL(π‖π_ref), KL(π_old‖π_new) and J_β are
     recorded. ``hyper`` and ``seed`` are traced: a sweep over them reuses one program.
+    Raises ``FloatingPointError`` naming the quantity and iteration where the run went
+    non-finite (a NaN in ``token_rewards``, say).
     """
     check_non_negative(hyper.beta, "beta")
     check_non_negative(hyper.eps, "eps")
     check_positive(hyper.lr, "lr")
     enable_compilation_cache()
-    return _train_lm(toy, LMHyper(*hyper), seed, iterations=iterations, group_size=group_size,
-                     epochs=epochs, advantage=advantage, token_rewards=token_rewards)
+    run = _train_lm(toy, LMHyper(*hyper), seed, iterations=iterations, group_size=group_size,
+                    epochs=epochs, advantage=advantage, token_rewards=token_rewards)
+    check_finite(run)
+    return run
+
+
+def check_finite(run: LMRun) -> None:
+    """Raise ``FloatingPointError`` naming the first recorded quantity of ``run`` (any leading
+    sweep axes) that went NaN/inf, and the iteration where it first did."""
+    first = None
+    for name in LMRun._fields[1:]:
+        bad = ~np.isfinite(np.asarray(getattr(run, name)))
+        if bad.any():
+            it = int(np.argmax(bad.reshape(-1, bad.shape[-1]).any(axis=0)))
+            if first is None or it < first[1]:
+                first = (name, it)
+    if first is not None:
+        raise FloatingPointError(
+            f"training went non-finite: {first[0]} is NaN/inf at iteration {first[1]}")
 
 
 @partial(jax.jit, static_argnames=("iterations", "group_size", "epochs", "advantage",
@@ -524,6 +544,7 @@ def train_sweep(toy: Toy, hyper: LMHyper, seeds, **static) -> LMRun:
     shape = jnp.broadcast_shapes(seeds.shape, *(f.shape for f in fields))
     flat = [jnp.broadcast_to(x, shape).reshape(-1) for x in (seeds, *fields)]
     out = _sweep(toy, *flat, **{**_DEFAULTS, **static})
+    check_finite(out)
     return jax.tree.map(lambda x: x.reshape(shape + x.shape[1:]), out)
 
 

@@ -137,6 +137,9 @@ def check_kl_penalised_rewards(fn: Callable) -> bool:
             reached = float(run.objective[-5:].mean())
         except Wrong:
             raise
+        except FloatingPointError:
+            raise Wrong("PPO trained with your rewards went NaN: your function gives nan or inf "
+                        "inside training") from None
         except Exception as err:  # noqa: BLE001 (the learner's code inside jax.jit)
             raise Wrong(f"your function works on arrays but not inside jax.jit training "
                         f"({type(err).__name__}); write it with jax.numpy") from None
