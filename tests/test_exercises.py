@@ -493,6 +493,24 @@ CASES = {
         (lambda b, k, t: b / 2 if k < t else (b * 2 if k > t else b), "whenever the KL differs"),
         (functools.partial(_beta, down=1 / 1.5, up=1.5), "halved or doubled"),
     ]),
+    "check_group_advantages": (
+        lambda r: (r - r.mean(1, keepdims=True)) / (r.std(1, keepdims=True) + 1e-8), [
+            (lambda r: r - r.mean(1, keepdims=True), "did not scale"),
+            (lambda r: (r - r.mean()) / (r.std() + 1e-8), "whole batch"),
+            (lambda r: (r - r.mean(1, keepdims=True)) / r.std(1, keepdims=True), "add a small"),
+            (lambda r: (r - r.mean(0, keepdims=True)) / (r.std(0, keepdims=True) + 1e-8),
+             "axis 0"),
+        ]),
+    "check_kl_penalised_rewards": (
+        lambda r, lp, lr, b: (-b * (lp - lr)).at[:, -1].add(r), [
+            (lambda r, lp, lr, b: (b * (lp - lr)).at[:, -1].add(r), "wrong sign"),
+            (lambda r, lp, lr, b: -b * (lp - lr) + r[:, None], "at every token"),
+            (lambda r, lp, lr, b: (-b * (lp - lr)).at[:, 0].add(r), "first token"),
+            (lambda r, lp, lr, b: jnp.zeros_like(lp).at[:, -1].set(r - b * (lp - lr).sum(1)),
+             "whole answer's KL"),
+            (lambda r, lp, lr, b: -b * (lp - lr), "left out"),
+            (lambda r, lp, lr, b: (-(lp - lr)).at[:, -1].add(r), "forgot β"),
+        ]),
     "check_diagnosis": ("b", [
         ("a", "(a) is not it"),
         ("d", "(d) is not it"),

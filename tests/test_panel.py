@@ -275,12 +275,20 @@ def _build(name, **values):
         from test_compare import RESULTS
 
         return w.compare_panel(RESULTS, delta=0.01)
+    if name in ("lm_beta", "lm_eps"):
+        from test_lm_fine_tuning import TOY, fake_studies
+
+        from course_lib.widgets.l11_lm_fine_tuning import beta_panel, eps_panel
+
+        if name == "lm_beta":
+            return beta_panel(TOY, fake_studies(), beta=0.1)
+        return eps_panel(fake_studies(), eps=0.2, optimum_kl=3.8)
     raise KeyError(name)
 
 
 SLOW = pytest.mark.slow
 PANELS = ["ratio", "trust_region", "natural_gradient", "trpo_delta", "clip", "ppo_eps",
-          "compare", pytest.param("step_size", marks=SLOW), pytest.param("distance", marks=SLOW),
+          "compare", "lm_beta", "lm_eps", pytest.param("step_size", marks=SLOW), pytest.param("distance", marks=SLOW),
           pytest.param("trpo_live", marks=SLOW), pytest.param("epochs", marks=SLOW)]
 
 SYMBOLS = {
@@ -295,6 +303,8 @@ SYMBOLS = {
     "clip": {"eps": "ε"},
     "ppo_eps": {"eps": "ε"},
     "compare": {"iteration": "updates", "smoothing": "smoothing"},
+    "lm_beta": {"beta": "β"},
+    "lm_eps": {"eps": "ε"},
     "epochs": {"epochs": "epochs", "clip": "clip"},
 }
 """Each slider's description uses the course's symbol (δ, ε, α, A, π_old, ‖Δθ‖₂) and its unit."""

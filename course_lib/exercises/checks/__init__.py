@@ -28,7 +28,8 @@ Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_s
 :func:`check_accepted_k`, :func:`check_adapt_beta`, :func:`check_steps_to_solve`,
 :func:`check_seed_band`, :func:`check_solve_rate`, :func:`check_stop_after`,
 :func:`check_normalise`, :func:`check_broke_promise` and
-:func:`check_diagnosis`.
+:func:`check_diagnosis`; and lesson 11's :func:`check_group_advantages` and
+:func:`check_kl_penalised_rewards`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ from course_lib.exercises.checks.l09_mistakes import (
     check_normalise,
     check_stop_after,
 )
+from course_lib.exercises.checks.l11_lm_fine_tuning import (
+    check_group_advantages,
+    check_kl_penalised_rewards,
+)
 from course_lib.exercises.checks.verdict import FAIL, PASS
 
 __all__ = [
@@ -99,8 +104,10 @@ __all__ = [
     "check_flipped_fraction",
     "check_fvp",
     "check_gae",
+    "check_group_advantages",
     "check_in_trust_region",
     "check_k3",
+    "check_kl_penalised_rewards",
     "check_line_search_accept",
     "check_mean_kl",
     "check_normalise",
