@@ -338,8 +338,12 @@ def test_line_search_property_random(seed, delta, step_scale, shrink, m, sign, e
     assert int(info.n_backtracks) == reference_first_acceptable(
         surrogate_fn, kl_fn, theta0, step, delta, m, shrink
     )
-    if sign < 0:  # a step against the gradient of a concave surrogate never improves
-        assert not bool(info.accepted)
+    if sign < 0 and bool(info.accepted):
+        # A step against the gradient of a concave surrogate never improves it: an accepted
+        # one is so short (shrink**k of the step) that its float32 "improvement" is rounding.
+        gain = float(surrogate_fn(new)) - float(surrogate_fn(theta0))
+        scale = max(1.0, abs(float(surrogate_fn(theta0))))
+        assert 0.0 < gain <= 4 * float(jnp.finfo(jnp.float32).eps) * scale, (gain, info.fraction)
 
 
 def test_line_search_nothing_acceptable_returns_params_unchanged(run):
