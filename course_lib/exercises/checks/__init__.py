@@ -11,7 +11,8 @@ The checker runs the function on cases the learner does not see (random cases an
 cases: zero probabilities, ``-inf`` logits, negative advantages, ratios beyond 1 ± ε, episode
 ends, ...), compares it with the ``course_lib`` reference and prints exactly one line:
 
-* ``✓ ratio: correct on 12 cases`` — the same text on every machine, so nbval can compare it;
+* ``✓ ratio: passed on 7 hidden cases`` — the same text on every machine, so nbval can compare
+  it, and never the answer (no value, no option letter): the exercise notebooks store it;
 * ``✗ ratio: your ratio is inverted: ...`` — what is wrong, in words a learner can act on.
   Common mistakes are recognised and named (KL reversed, ratio inverted, clip on the wrong
   side, no stop-gradient, CG without the residual update, GAE without the done mask, β
