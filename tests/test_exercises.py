@@ -312,6 +312,12 @@ def _broke(before, after, gain, kl, delta):
 
 # checker name → (right answer or None when a lesson's solution is the right answer,
 #                 [(wrong answer, words its fail line must contain)])
+def _trpo_step(surrogate_fn, kl_fn, params, delta, **wrong):
+    from course_lib.exercises.checks.l06_trpo_step import library_trpo_step
+
+    return library_trpo_step(surrogate_fn, kl_fn, params, delta, **wrong)
+
+
 CASES = {
     "check_relative_l2": (lambda o, n: jnp.linalg.norm(n - o) / jnp.linalg.norm(o), [
         (lambda o, n: jnp.linalg.norm(n - o), "absolute distance"),
@@ -480,6 +486,12 @@ CASES = {
         (lambda b, a, g, k, d: ((np.asarray(g) > 0) & (np.asarray(k) <= d)
                                 & (np.asarray(a) < 0.9 * np.asarray(b))).astype(float),
          "boolean array"),
+    ]),
+    "check_trpo_step": (_trpo_step, [
+        (functools.partial(_trpo_step, line_search=False), "skips the line search"),
+        (functools.partial(_trpo_step, sign=-1.0), "CG with the wrong sign"),
+        (functools.partial(_trpo_step, natural=False), "plain gradient"),
+        (functools.partial(_trpo_step, two=1.0), "√(δ / dᵀFd)"),
     ]),
     "check_line_search_accept": (lambda k, i, d: k <= d and i > 0, [
         (lambda k, i, d: k <= d, "makes the surrogate worse"),

@@ -80,7 +80,7 @@ def _natural(line_search: bool):
         new_pi, diag = trpo_policy_step(
             params.policy, batch, hp, model, cg_iters=config.cg_iters,
             max_backtracks=config.max_backtracks, line_search=line_search,
-            fisher_subsample=config.fisher_subsample,
+            fisher_subsample=config.fisher_subsample, policy_step=config.policy_step,
         )
         new_v, opt_state = fit_value(params.value, opt_state, batch, key, hp, model,
                                      epochs=config.epochs, minibatches=config.minibatches)

@@ -24,7 +24,8 @@ does not display it). The exercise notebooks (``python -m course_lib.exercises b
 the solution's stored output, the pass line, so ``pytest --nbval`` passes exactly when the
 learner's answers are right.
 
-Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_surrogate`,
+Capstones (hidden cases, then training with the learner's code): :func:`check_trpo_step`
+(lesson 06). Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_surrogate`,
 :func:`check_k3`, :func:`check_trust_region_scale`, :func:`check_line_search_accept`,
 :func:`check_accepted_k`, :func:`check_adapt_beta`, :func:`check_steps_to_solve`,
 :func:`check_seed_band`, :func:`check_solve_rate`, :func:`check_stop_after`,
@@ -63,6 +64,7 @@ from course_lib.exercises.checks.l06_trpo import (
     check_line_search_accept,
     check_trust_region_scale,
 )
+from course_lib.exercises.checks.l06_trpo_step import check_trpo_step
 from course_lib.exercises.checks.l07_ppo_clip import (
     check_adapt_beta,
     check_clipped_surrogate,
@@ -117,6 +119,7 @@ __all__ = [
     "check_steps_to_solve",
     "check_stop_after",
     "check_surrogate",
+    "check_trpo_step",
     "check_trust_region_scale",
 ]
 
