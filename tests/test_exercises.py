@@ -318,6 +318,12 @@ def _trpo_step(surrogate_fn, kl_fn, params, delta, **wrong):
     return library_trpo_step(surrogate_fn, kl_fn, params, delta, **wrong)
 
 
+def _ppo_update(*args, **wrong):
+    from course_lib.exercises.checks.l07_ppo_update import variant_update
+
+    return variant_update(*args, **wrong)
+
+
 CASES = {
     "check_relative_l2": (lambda o, n: jnp.linalg.norm(n - o) / jnp.linalg.norm(o), [
         (lambda o, n: jnp.linalg.norm(n - o), "absolute distance"),
@@ -492,6 +498,11 @@ CASES = {
         (functools.partial(_trpo_step, sign=-1.0), "CG with the wrong sign"),
         (functools.partial(_trpo_step, natural=False), "plain gradient"),
         (functools.partial(_trpo_step, two=1.0), "√(δ / dᵀFd)"),
+    ]),
+    "check_ppo_update": (_ppo_update, [
+        (functools.partial(_ppo_update, combine=jnp.maximum), "the max of r·A"),
+        (functools.partial(_ppo_update, early_stop=False), "no early stopping"),
+        (functools.partial(_ppo_update, clip=False), "no clip"),
     ]),
     "check_line_search_accept": (lambda k, i, d: k <= d and i > 0, [
         (lambda k, i, d: k <= d, "makes the surrogate worse"),

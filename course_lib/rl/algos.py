@@ -55,6 +55,10 @@ def _ppo(config, num, params, opt_state, batch: Batch, key, model: ActorCritic, 
     penalty = objective == "penalty"
     hp = PPOHyper.from_config(num, lr=lr, beta=beta,
                               **({"target_kl": jnp.inf} if penalty else {}))
+    if config.ppo_update is not None and objective == "clip":
+        new, opt_state = config.ppo_update(params, opt_state, batch, key, hp, model,
+                                           config.epochs, config.minibatches)
+        return tuple(new), opt_state, {"updates_done": jnp.ones((), jnp.float32)}
     return ppo_update(
         params, opt_state, batch, key, hp, model, epochs=config.epochs,
         minibatches=config.minibatches, objective=objective, clip_value=config.clip_value,

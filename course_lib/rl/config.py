@@ -95,6 +95,12 @@ class TrainConfig:
     gradient, CG, scaling and line search (the learner's own TRPO step, lesson 06's capstone
     exercise). ``surrogate_fn`` and ``kl_fn`` map flat policy parameters ``[P]`` to the batch's
     surrogate and mean KL(π_old‖π) (π_old held fixed); it runs inside the jit."""
+    ppo_update: Callable | None = None
+    """PPO: None (the library's update), or a function ``(params, opt_state, batch, key, hp,
+    model, epochs, minibatches) → (params, opt_state)`` that replaces
+    :func:`course_lib.rl.ppo.ppo_update` (the learner's own PPO update, lesson 07's capstone
+    exercise); ``params`` is ``(policy, value)``, ``hp`` a :class:`~course_lib.rl.ppo.PPOHyper`.
+    Its ``updates_done`` diagnostic is reported as 1. It runs inside the jit."""
     ortho_init: bool = True
     """Orthogonal weights (Saxe et al. 2014) with gain √2 in hidden layers, 0.01 at the policy
     output and 1 at the value output, zero biases (Engstrom et al. 2020 §3; Huang et al. 2022,
@@ -202,6 +208,9 @@ class TrainConfig:
                 raise TypeError(f"{name} must be a bool, got {value!r}")
         for name in self.numeric_fields():
             check_numeric(name, getattr(self, name))
+        if self.ppo_update is not None and not callable(self.ppo_update):
+            raise TypeError(f"ppo_update must be a function or None, got "
+                            f"{type(self.ppo_update).__name__}")
         if self.policy_step is not None and not callable(self.policy_step):
             raise TypeError(f"policy_step must be a function or None, got "
                             f"{type(self.policy_step).__name__}")

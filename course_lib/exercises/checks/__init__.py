@@ -25,7 +25,7 @@ the solution's stored output, the pass line, so ``pytest --nbval`` passes exactl
 learner's answers are right.
 
 Capstones (hidden cases, then training with the learner's code): :func:`check_trpo_step`
-(lesson 06). Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_surrogate`,
+(lesson 06), :func:`check_ppo_update` (lesson 07). Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_surrogate`,
 :func:`check_k3`, :func:`check_trust_region_scale`, :func:`check_line_search_accept`,
 :func:`check_accepted_k`, :func:`check_adapt_beta`, :func:`check_steps_to_solve`,
 :func:`check_seed_band`, :func:`check_solve_rate`, :func:`check_stop_after`,
@@ -70,6 +70,7 @@ from course_lib.exercises.checks.l07_ppo_clip import (
     check_clipped_surrogate,
     check_k3,
 )
+from course_lib.exercises.checks.l07_ppo_update import check_ppo_update
 from course_lib.exercises.checks.l08_trpo_vs_ppo import (
     check_seed_band,
     check_solve_rate,
@@ -107,6 +108,7 @@ __all__ = [
     "check_line_search_accept",
     "check_mean_kl",
     "check_normalise",
+    "check_ppo_update",
     "check_predict_alpha",
     "check_radius_for_kl",
     "check_ratio",
