@@ -97,14 +97,8 @@ def trpo_policy_step(
     max_backtracks: int = 10,
     line_search: bool = True,
     fisher_subsample: int = 1,
-    policy_step=None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """One trust-region step of the flat policy parameters ``[P]``.
-
-    ``policy_step`` (``TrainConfig.policy_step``): a function ``(surrogate_fn, kl_fn, params,
-    delta) → new params`` that takes the whole step instead (a learner's own TRPO step); the
-    diagnostics then report its step norm, with ``cg_residual`` and ``backtracks`` 0 and
-    ``accepted`` whether the parameters moved.
 
     ``fisher_subsample = k`` builds the Fisher-vector product from every k-th state (the
     TRPO paper used 10 %); the gradient and the line search use the whole batch.
@@ -119,13 +113,6 @@ def trpo_policy_step(
     def kl_fn(p):
         return batch_kl(p, batch, model)
 
-    if policy_step is not None:
-        new_params = jnp.asarray(policy_step(surrogate_fn, kl_fn, policy_params, hp.delta),
-                                 policy_params.dtype).reshape(policy_params.shape)
-        step_norm = jnp.linalg.norm(new_params - policy_params)
-        zero = jnp.zeros((), jnp.float32)
-        return new_params, {"cg_residual": zero, "step_norm": step_norm, "backtracks": zero,
-                            "accepted": (step_norm > 0).astype(jnp.float32)}
     fvp = batch_fvp(policy_params, batch, model, hp.cg_damping, fisher_subsample)
     grad = jax.grad(surrogate_fn)(policy_params)
     direction, cg_info = conjugate_gradient(fvp, grad, iters=cg_iters)

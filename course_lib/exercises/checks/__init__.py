@@ -25,7 +25,8 @@ the solution's stored output, the pass line, so ``pytest --nbval`` passes exactl
 learner's answers are right.
 
 Capstones (hidden cases, then training with the learner's code): :func:`check_trpo_step`
-(lesson 06), :func:`check_ppo_update` (lesson 07). Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_surrogate`,
+(lesson 06), :func:`check_ppo_update` (lesson 07). Predict, then measure:
+:func:`check_prediction` (lesson 01; :mod:`.predict`). Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_surrogate`,
 :func:`check_k3`, :func:`check_trust_region_scale`, :func:`check_line_search_accept`,
 :func:`check_accepted_k`, :func:`check_adapt_beta`, :func:`check_steps_to_solve`,
 :func:`check_seed_band`, :func:`check_solve_rate`, :func:`check_stop_after`,
@@ -84,6 +85,7 @@ from course_lib.exercises.checks.l09_mistakes import (
     check_normalise,
     check_stop_after,
 )
+from course_lib.exercises.checks.predict import check_prediction
 from course_lib.exercises.checks.verdict import FAIL, PASS
 
 __all__ = [
@@ -110,6 +112,7 @@ __all__ = [
     "check_normalise",
     "check_ppo_update",
     "check_predict_alpha",
+    "check_prediction",
     "check_radius_for_kl",
     "check_ratio",
     "check_relative_l2",

@@ -1,0 +1,130 @@
+"""Predict, then measure: the learner writes a prediction before the measurement runs.
+
+A lesson's answer cell sets a number (``kl_prediction = ...``); its check cell calls
+:func:`check_prediction`, which measures the quantity itself (hidden: nothing of the
+measurement is in the learner's notebook), and passes when the prediction is within the
+question's factor of the measurement. The pass line names no value (the exercise notebook
+stores it); the fail line gives the measurement and the reason for the difference. The cell
+after the check (tagged ``exercise-discussion`` and ``nbval-ignore-output``, so the exercise
+notebook hides it and any accepted prediction passes the check) calls
+:func:`explain_prediction`: the prediction, the measurement, their ratio and why, whether the
+prediction was close or not.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from course_lib.exercises.checks.verdict import Wrong, describe_value, verdict
+
+__all__ = ["PREDICTIONS", "Question", "check_prediction", "explain_prediction"]
+
+
+class Question(NamedTuple):
+    """A predict-then-measure question.
+
+    Attributes:
+      title: the exercise's name in the verdict line.
+      what: the quantity, in words ("the mean KL of the step α = 7").
+      measure: computes the measurement (cached: it runs once per kernel).
+      factor: the prediction passes within this factor of the measurement.
+      why: why the measurement is what it is, printed whether or not the prediction was close.
+    """
+
+    title: str
+    what: str
+    measure: Callable[[], float]
+    factor: float
+    why: str
+
+
+@functools.cache
+def _cliff_kl(alpha: float) -> float:
+    """Lesson 01's measurement: the mean KL of θ_old + α·g on the lesson's batch."""
+    import jax
+
+    from course_lib.lessons.l01_cliff import (
+        BATCH_SEED,
+        CLIFF_CONFIG,
+        load_cliff_run,
+        policy_change,
+        policy_gradient_step,
+    )
+    from course_lib.rl.envs import make_env
+    from course_lib.rl.networks import model_from_config
+    from course_lib.rl.rollout import collect_batch
+
+    result = load_cliff_run()
+    env, model = make_env(CLIFF_CONFIG.env), model_from_config(CLIFF_CONFIG)
+    batch = collect_batch(result.params, model, env, jax.random.key(BATCH_SEED), num_envs=8,
+                          num_steps=256)
+    theta = result.params.policy
+    step = policy_gradient_step(theta, batch, model, alpha)
+    return float(policy_change(theta, step, batch.obs, model).kl)
+
+
+PREDICTIONS: dict[str, Question] = {
+    "cliff_kl_at_7": Question(
+        title="KL prediction",
+        what="the mean KL(π_old‖π_new) of the step α = 7",
+        measure=lambda: _cliff_kl(7.0),
+        factor=2.0,
+        why=("the α² law of small steps, KL(α) ≈ KL(α₀)·(α/α₀)², is accurate when α₀ is small "
+             "(from α₀ = 1, section 5's table, it lands within a few percent at α = 7); "
+             "extrapolated down from a large step such as α = 20 it underestimates, because "
+             "there many states' probabilities are already near 0 or 1 and the KL has grown "
+             "more slowly than α² (section 5's log-log slope falls below 2 for large steps)"),
+    ),
+}
+"""The questions by name; a lesson may add its own."""
+
+_ASKED: dict[str, float] = {}
+
+
+def _number(value: Any) -> float:
+    if value is Ellipsis or value is None:
+        raise Wrong(f"no prediction yet: write a number, {describe_value(value)} is not one")
+    if callable(value):
+        from course_lib.exercises.checks.verdict import call
+
+        value = call(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise Wrong(f"write your prediction as a number, not {describe_value(value)}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise Wrong(f"a KL is positive and finite; your prediction is {number:g}")
+    return number
+
+
+def check_prediction(prediction: Any, question: str = "cliff_kl_at_7") -> bool:
+    """Compare a prediction with the hidden measurement of ``PREDICTIONS[question]``."""
+    q = PREDICTIONS.get(question)
+
+    def body() -> int:
+        if q is None:
+            raise Wrong(f"no prediction question named {question!r}")
+        guess = _number(prediction)
+        _ASKED[question] = guess
+        measured = q.measure()
+        ratio = measured / guess
+        if not 1.0 / q.factor <= ratio <= q.factor:
+            raise Wrong(f"you predicted {guess:.3g} for {q.what}; the measurement is "
+                        f"{measured:.3g}, {ratio:.2g} × yours (within × {q.factor:g} passes): "
+                        f"{q.why}")
+        return 1
+
+    return verdict(q.title if q else "prediction", prediction, body, callable_fn=False)
+
+
+def explain_prediction(question: str = "cliff_kl_at_7") -> None:
+    """Print the last prediction checked for ``question``, the measurement and why."""
+    q = PREDICTIONS[question]
+    measured = q.measure()
+    guess = _ASKED.get(question)
+    head = (f"you predicted {guess:.3g}; " if guess else "no prediction checked yet; ")
+    ratio = f" ({measured / guess:.2g} × your prediction)" if guess else ""
+    print(f"{head}{q.what} measures {measured:.3g}{ratio}. Why: {q.why}.")
