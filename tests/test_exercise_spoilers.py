@@ -144,9 +144,19 @@ SAME_COMPUTATION = [
 ]
 
 
+def _asked(exercise) -> tuple[str, ...]:
+    """The checker and the question it is asked (checkers such as check_prediction and
+    check_diagnosis take the question's name as a string)."""
+    lesson = json.loads((LESSONS / exercise.lesson).read_text(encoding="utf-8"))
+    source = ex._source(lesson["cells"][exercise.check_cell])
+    call = source[source.index(exercise.checker + "("):]
+    return (exercise.checker, *re.findall(r"[\"']([\w ]+)[\"']", call.split("\n")[0]))
+
+
 def test_no_two_exercises_ask_the_same_computation():
+    asked = [_asked(e) for e in EXERCISE_LIST]
+    assert len(asked) == len(set(asked)), "an exercise checker is asked the same question twice"
     used = [e.checker for e in EXERCISE_LIST]
-    assert len(used) == len(set(used)), "an exercise checker is used twice"
     for group in SAME_COMPUTATION:
         assert len(group & set(used)) <= 1, f"one computation asked twice: {group & set(used)}"
 

@@ -66,6 +66,27 @@ def _cliff_kl(alpha: float) -> float:
     return float(policy_change(theta, step, batch.obs, model).kl)
 
 
+@functools.cache
+def _trpo_full_step_kl(delta: float) -> float:
+    """Lesson 06's measurement: the exact KL of TRPO's full step (before the line search) on
+    the lesson's batch (section 1's policy after 30 updates at δ = 0.001, batch key 0)."""
+    import jax
+
+    from course_lib.lessons.l06_trpo import dissect_trpo_update
+    from course_lib.rl.config import TrainConfig
+    from course_lib.rl.envs import make_env
+    from course_lib.rl.networks import model_from_config
+    from course_lib.rl.rollout import collect_batch
+    from course_lib.rl.train import train
+
+    config = TrainConfig(algo="trpo", delta=0.001)
+    warmup = train(config, seed=0)
+    model, env = model_from_config(config), make_env(config.env)
+    batch = collect_batch(warmup.params, model, env, jax.random.key(0), num_envs=8,
+                          num_steps=128)
+    return float(dissect_trpo_update(warmup.params.policy, batch, model, delta).full_step_kl)
+
+
 PREDICTIONS: dict[str, Question] = {
     "cliff_kl_at_7": Question(
         title="KL prediction",
@@ -77,6 +98,17 @@ PREDICTIONS: dict[str, Question] = {
              "extrapolated down from a large step such as α = 20 it underestimates, because "
              "there many states' probabilities are already near 0 or 1 and the KL has grown "
              "more slowly than α² (section 5's log-log slope falls below 2 for large steps)"),
+    ),
+    "trpo_full_step_kl": Question(
+        title="full-step KL prediction",
+        what="the exact mean KL of TRPO's full step at δ = 0.05, before the line search",
+        measure=lambda: _trpo_full_step_kl(0.05),
+        factor=1.5,
+        why=("the step is scaled so that the damped quadratic model ½·sᵀ(F + μI)s equals δ; "
+             "the exact KL differs from it by the damping term ½μ‖s‖², which the KL does not "
+             "have (the step is a little short), and by the higher-order terms the quadratic "
+             "model drops, small this close to θ_old: the full step's KL is close to δ but not "
+             "equal, which is why the line search still checks it"),
     ),
 }
 """The questions by name; a lesson may add its own."""
