@@ -508,7 +508,8 @@ CASES = {
         (lambda: 0.04, "the measurement is"),
         (lambda: 2.0, "the α² law"),
         (lambda: "abc", "as a number"),
-        (lambda: -1.0, "positive and finite"),
+        (lambda: -1.0, "the measurement is"),
+        (lambda: float("nan"), "finite number"),
     ]),
     "check_line_search_accept": (lambda k, i, d: k <= d and i > 0, [
         (lambda k, i, d: k <= d, "makes the surrogate worse"),
@@ -822,12 +823,12 @@ def test_a_saved_wrong_answer_fails_the_check_and_a_saved_right_one_passes(tmp_p
 
 @pytest.mark.slow
 def test_the_check_of_lesson_03_names_the_wrong_exercise_after_a_save(tmp_path):
-    """Lesson 03 as a learner works it: one wrong answer and one right one, saved; then all
+    """Lesson 03 as a learner works it: one wrong answer and the others right, saved; then all
     right. Only the wrong exercise fails, named by function and section."""
     lesson = _load(LESSONS / "03_ratio_and_surrogate.ipynb")
     found = ex.find_exercises(lesson, "03_ratio_and_surrogate.ipynb")
     solutions = {e.names[0]: e.solution for e in found}
-    assert set(solutions) == {"my_ratio", "my_surrogate"}
+    assert set(solutions) == {"my_ratio", "my_surrogate", "predicted_true_gain"}
     path = EXERCISES / "03_ratio_and_surrogate.ipynb"
 
     saved = _run_and_save(path, {**solutions, "my_ratio": WRONG_RATIO}, tmp_path / "a" / path.name)

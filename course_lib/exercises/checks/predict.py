@@ -87,6 +87,23 @@ def _trpo_full_step_kl(delta: float) -> float:
     return float(dissect_trpo_update(warmup.params.policy, batch, model, delta).full_step_kl)
 
 
+def _meadow_gains(t: float) -> tuple[float, float]:
+    """Lesson 03's measurement: the true and the surrogate gain at θ_old + t·∇L on the meadow
+    and cliff edge MDP (old policy runs 20 % of the time)."""
+    from course_lib.lessons.l03_ratio import (
+        cliff_edge_mdp,
+        cliff_edge_old_params,
+        surrogate_gain,
+        surrogate_gradient,
+        true_gain,
+    )
+
+    mdp = cliff_edge_mdp()
+    theta_old = cliff_edge_old_params(p_run=0.2)
+    theta = theta_old + t * surrogate_gradient(mdp, theta_old)
+    return float(true_gain(mdp, theta_old, theta)), float(surrogate_gain(mdp, theta_old, theta))
+
+
 PREDICTIONS: dict[str, Question] = {
     "cliff_kl_at_7": Question(
         title="KL prediction",
@@ -110,6 +127,16 @@ PREDICTIONS: dict[str, Question] = {
              "model drops, small this close to θ_old: the full step's KL is close to δ but not "
              "equal, which is why the line search still checks it"),
     ),
+    "meadow_true_gain": Question(
+        title="true-gain prediction",
+        what="the true gain J(θ) − J(θ_old) at t = 1.5 on the meadow and cliff edge",
+        measure=lambda: _meadow_gains(1.5)[0],
+        factor=1.5,
+        why=("the surrogate, which keeps the old state occupancy ρ_old, promises more than "
+             "twice as much there; the true gain is smaller because the new policy reaches the edge "
+             "more often and runs there (ρ_θ ≠ ρ_old), and beyond t ≈ 2.5 it turns negative "
+             "(section 5)"),
+    ),
 }
 """The questions by name; a lesson may add its own."""
 
@@ -127,8 +154,8 @@ def _number(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise Wrong(f"write your prediction as a number, not {describe_value(value)}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise Wrong(f"a KL is positive and finite; your prediction is {number:g}")
+    if not math.isfinite(number):
+        raise Wrong(f"write a finite number; your prediction is {number:g}")
     return number
 
 
@@ -142,7 +169,7 @@ def check_prediction(prediction: Any, question: str = "cliff_kl_at_7") -> bool:
         guess = _number(prediction)
         _ASKED[question] = guess
         measured = q.measure()
-        ratio = measured / guess
+        ratio = measured / guess if guess else math.inf
         if not 1.0 / q.factor <= ratio <= q.factor:
             raise Wrong(f"you predicted {guess:.3g} for {q.what}; the measurement is "
                         f"{measured:.3g}, {ratio:.2g} × yours (within × {q.factor:g} passes): "
