@@ -15,7 +15,7 @@ NOTEBOOK_DIR ?= my_notebooks
 LESSONS := $(basename $(notdir $(wildcard notebooks/[0-9]*.ipynb)))
 
 .PHONY: help setup lab present test test-lib test-notebooks test-browser screenshots bench lint \
-	lint-imports execute-notebooks exercises check-exercises clean
+	lint-imports execute-notebooks exercises check-exercises check-exercises-nbval clean
 
 help:
 	@echo "make lab    - set up .venv and open the course in JupyterLab (your copy: my_notebooks/)"
@@ -28,7 +28,9 @@ help:
 	@echo "make bench  - print speed figures (benchmarks/)"
 	@echo "make execute-notebooks - re-execute and store every lesson (after changing one)"
 	@echo "make exercises       - rebuild notebooks/exercises/ from the lessons (never overwrites your edits)"
-	@echo "make check-exercises - check your exercise answers (all notebooks, or LESSON=03)"
+	@echo "make check-exercises - your progress: one line per exercise, passed / failed / not started"
+	@echo "                       (all lessons, or LESSON=03)"
+	@echo "make check-exercises-nbval - the strict check: every output against the solution's (nbval)"
 
 $(STAMP): pyproject.toml jupyter/overrides.json jupyter/jupyter_server_config.json \
 		scripts/install_lab_settings.py
@@ -94,6 +96,9 @@ exercises: $(STAMP)
 	$(PY) -m course_lib.exercises build $(LESSON)
 
 check-exercises: $(STAMP)
+	$(PY) -m course_lib.exercises progress $(LESSON)
+
+check-exercises-nbval: $(STAMP)
 	$(PY) -m course_lib.exercises check $(LESSON)
 
 clean:

@@ -24,7 +24,7 @@ from course_lib.rl.config import ALGOS, hyper_fields
 from course_lib.rl.networks import ActorCritic, Params
 from course_lib.rl.ppo import PPOHyper, adapt_beta, optimizer, ppo_update
 from course_lib.rl.rollout import Batch
-from course_lib.rl.trpo import TRPOHyper, fit_value, trpo_policy_step
+from course_lib.rl.trpo import TRPOHyper, batch_kl, batch_surrogate, fit_value, trpo_policy_step
 
 __all__ = ["Algo", "get_algo", "init_opt_state"]
 
@@ -55,6 +55,10 @@ def _ppo(config, num, params, opt_state, batch: Batch, key, model: ActorCritic, 
     penalty = objective == "penalty"
     hp = PPOHyper.from_config(num, lr=lr, beta=beta,
                               **({"target_kl": jnp.inf} if penalty else {}))
+    if config.ppo_update is not None and objective == "clip":
+        new, opt_state = config.ppo_update(params, opt_state, batch, key, hp, model,
+                                           config.epochs, config.minibatches)
+        return tuple(new), opt_state, {"updates_done": jnp.ones((), jnp.float32)}
     return ppo_update(
         params, opt_state, batch, key, hp, model, epochs=config.epochs,
         minibatches=config.minibatches, objective=objective, clip_value=config.clip_value,
@@ -77,16 +81,31 @@ def _ppo_penalty(config, num, params, opt_state, batch, key, model, lr, beta):
 def _natural(line_search: bool):
     def update(config, num, params, opt_state, batch, key, model, lr, beta):
         hp = TRPOHyper.from_config(num, lr=lr)
-        new_pi, diag = trpo_policy_step(
-            params.policy, batch, hp, model, cg_iters=config.cg_iters,
-            max_backtracks=config.max_backtracks, line_search=line_search,
-            fisher_subsample=config.fisher_subsample,
-        )
+        if config.policy_step is not None:
+            new_pi, diag = _given_policy_step(config.policy_step, params.policy, batch, hp, model)
+        else:
+            new_pi, diag = trpo_policy_step(
+                params.policy, batch, hp, model, cg_iters=config.cg_iters,
+                max_backtracks=config.max_backtracks, line_search=line_search,
+                fisher_subsample=config.fisher_subsample,
+            )
         new_v, opt_state = fit_value(params.value, opt_state, batch, key, hp, model,
                                      epochs=config.epochs, minibatches=config.minibatches)
         return Params(new_pi, new_v), opt_state, diag
 
     return update
+
+
+def _given_policy_step(policy_step, pi, batch, hp, model):
+    """``TrainConfig.policy_step`` in place of the library's step (a learner's TRPO step): it
+    gets the batch's surrogate and mean KL as functions of the flat policy parameters. The
+    diagnostics report its step norm, ``accepted`` whether it moved, the rest 0."""
+    new = policy_step(lambda p: batch_surrogate(p, batch, model),
+                      lambda p: batch_kl(p, batch, model), pi, hp.delta)
+    new = jnp.asarray(new, pi.dtype).reshape(pi.shape)
+    norm, zero = jnp.linalg.norm(new - pi), jnp.zeros((), jnp.float32)
+    return new, {"cg_residual": zero, "step_norm": norm, "backtracks": zero,
+                 "accepted": (norm > 0).astype(jnp.float32)}
 
 
 def _keep_beta(beta, kl, num):

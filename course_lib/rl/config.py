@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -89,6 +89,18 @@ class TrainConfig:
     itself, for the dynamics and for the cost, exactly as gymnasium's Pendulum does; an env
     that does not clip (e.g. a MuJoCo task on the gymnasium path, whose control cost sees the
     raw action) behaves differently. Discrete actions are never clipped."""
+    policy_step: Callable | None = None
+    """TRPO/NPG: None (the library's step), or a function ``(surrogate_fn, kl_fn, params,
+    delta) → new params`` that replaces :func:`course_lib.rl.trpo.trpo_policy_step`'s
+    gradient, CG, scaling and line search (the learner's own TRPO step, lesson 06's capstone
+    exercise). ``surrogate_fn`` and ``kl_fn`` map flat policy parameters ``[P]`` to the batch's
+    surrogate and mean KL(π_old‖π) (π_old held fixed); it runs inside the jit."""
+    ppo_update: Callable | None = None
+    """PPO: None (the library's update), or a function ``(params, opt_state, batch, key, hp,
+    model, epochs, minibatches) → (params, opt_state)`` that replaces
+    :func:`course_lib.rl.ppo.ppo_update` (the learner's own PPO update, lesson 07's capstone
+    exercise); ``params`` is ``(policy, value)``, ``hp`` a :class:`~course_lib.rl.ppo.PPOHyper`.
+    Its ``updates_done`` diagnostic is reported as 1. It runs inside the jit."""
     ortho_init: bool = True
     """Orthogonal weights (Saxe et al. 2014) with gain √2 in hidden layers, 0.01 at the policy
     output and 1 at the value output, zero biases (Engstrom et al. 2020 §3; Huang et al. 2022,
@@ -196,6 +208,12 @@ class TrainConfig:
                 raise TypeError(f"{name} must be a bool, got {value!r}")
         for name in self.numeric_fields():
             check_numeric(name, getattr(self, name))
+        if self.ppo_update is not None and not callable(self.ppo_update):
+            raise TypeError(f"ppo_update must be a function or None, got "
+                            f"{type(self.ppo_update).__name__}")
+        if self.policy_step is not None and not callable(self.policy_step):
+            raise TypeError(f"policy_step must be a function or None, got "
+                            f"{type(self.policy_step).__name__}")
         if self.algo == "ppo_penalty" and not math.isfinite(self.target_kl):
             raise ValueError(
                 "target_kl must be finite for algo='ppo_penalty': it is the KL target d_targ "

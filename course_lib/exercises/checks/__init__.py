@@ -11,7 +11,8 @@ The checker runs the function on cases the learner does not see (random cases an
 cases: zero probabilities, ``-inf`` logits, negative advantages, ratios beyond 1 ± ε, episode
 ends, ...), compares it with the ``course_lib`` reference and prints exactly one line:
 
-* ``✓ ratio: correct on 12 cases`` — the same text on every machine, so nbval can compare it;
+* ``✓ ratio: passed on 7 hidden cases`` — the same text on every machine, so nbval can compare
+  it, and never the answer (no value, no option letter): the exercise notebooks store it;
 * ``✗ ratio: your ratio is inverted: ...`` — what is wrong, in words a learner can act on.
   Common mistakes are recognised and named (KL reversed, ratio inverted, clip on the wrong
   side, no stop-gradient, CG without the residual update, GAE without the done mask, β
@@ -23,7 +24,9 @@ does not display it). The exercise notebooks (``python -m course_lib.exercises b
 the solution's stored output, the pass line, so ``pytest --nbval`` passes exactly when the
 learner's answers are right.
 
-Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_surrogate`,
+Capstones (hidden cases, then training with the learner's code): :func:`check_trpo_step`
+(lesson 06), :func:`check_ppo_update` (lesson 07). Predict, then measure:
+:func:`check_prediction` (lesson 01; :mod:`.predict`). Checkers for the exercises of lessons 06-09 are here too: :func:`check_clipped_surrogate`,
 :func:`check_k3`, :func:`check_trust_region_scale`, :func:`check_line_search_accept`,
 :func:`check_accepted_k`, :func:`check_adapt_beta`, :func:`check_steps_to_solve`,
 :func:`check_seed_band`, :func:`check_solve_rate`, :func:`check_stop_after`,
@@ -63,11 +66,13 @@ from course_lib.exercises.checks.l06_trpo import (
     check_line_search_accept,
     check_trust_region_scale,
 )
+from course_lib.exercises.checks.l06_trpo_step import check_trpo_step
 from course_lib.exercises.checks.l07_ppo_clip import (
     check_adapt_beta,
     check_clipped_surrogate,
     check_k3,
 )
+from course_lib.exercises.checks.l07_ppo_update import check_ppo_update
 from course_lib.exercises.checks.l08_trpo_vs_ppo import (
     check_seed_band,
     check_solve_rate,
@@ -85,6 +90,7 @@ from course_lib.exercises.checks.l11_lm_fine_tuning import (
     check_group_advantages,
     check_kl_penalised_rewards,
 )
+from course_lib.exercises.checks.predict import check_prediction
 from course_lib.exercises.checks.verdict import FAIL, PASS
 
 __all__ = [
@@ -111,7 +117,9 @@ __all__ = [
     "check_line_search_accept",
     "check_mean_kl",
     "check_normalise",
+    "check_ppo_update",
     "check_predict_alpha",
+    "check_prediction",
     "check_radius_for_kl",
     "check_ratio",
     "check_relative_l2",
@@ -123,6 +131,7 @@ __all__ = [
     "check_steps_to_solve",
     "check_stop_after",
     "check_surrogate",
+    "check_trpo_step",
     "check_trust_region_scale",
 ]
 

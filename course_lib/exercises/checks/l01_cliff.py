@@ -22,7 +22,7 @@ __all__ = [
 def check_relative_l2(fn: Callable) -> bool:
     """``relative_l2(theta_old, theta_new)`` = ‖θ_new − θ_old‖₂ / ‖θ_old‖₂ (a scalar)."""
 
-    def body() -> str:
+    def body() -> int:
         rng = np.random.default_rng(101)
         cases = []
         for size, scale, step in [(5, 1.0, 0.1), (100, 0.05, 0.3), (4610, 1.0, 0.02),
@@ -55,7 +55,7 @@ def check_relative_l2(fn: Callable) -> bool:
                      ("you compared the lengths ‖θ_new‖ and ‖θ_old‖; take the norm of the "
                       "difference vector θ_new − θ_old")),
                 ])
-        return f"correct on {len(cases)} cases"
+        return len(cases)
 
     return verdict("relative L2", fn, body)
 
@@ -63,7 +63,7 @@ def check_relative_l2(fn: Callable) -> bool:
 def check_flipped_fraction(fn: Callable) -> bool:
     """``flipped_fraction(logits_old, logits_new)``: fraction of rows whose argmax changed."""
 
-    def body() -> str:
+    def body() -> int:
         rng = np.random.default_rng(102)
         cases = []
         for b, a, noise in [(64, 2, 0.5), (50, 4, 1.0), (200, 3, 0.2), (1, 2, 3.0)]:
@@ -92,7 +92,7 @@ def check_flipped_fraction(fn: Callable) -> bool:
                      ("you returned the fraction of states whose most likely action did NOT "
                       "change")),
                 ])
-        return f"correct on {len(cases)} cases"
+        return len(cases)
 
     return verdict("flipped fraction", fn, body)
 
@@ -100,7 +100,7 @@ def check_flipped_fraction(fn: Callable) -> bool:
 def check_predict_alpha(fn: Callable) -> bool:
     """``predict_alpha(alpha_small, kl_small, target_kl)`` = α₀ · √(target / KL(α₀))."""
 
-    def body() -> str:
+    def body() -> int:
         args = [(1.0, 0.01, 0.1), (0.5, 0.4, 0.1), (0.1, 2e-4, 0.01), (2.0, 0.05, 0.05),
                 (0.1, 1e-6, 0.01), (3.0, 0.2, 0.8)]
         cases = [Case(f"alpha_small = {a}, kl_small = {k}, target_kl = {t}", (a, k, t))
@@ -119,7 +119,7 @@ def check_predict_alpha(fn: Callable) -> bool:
                     (lambda a, k, t: math.sqrt(t / k),
                      "you forgot to multiply by α_small: α = α₀·√(target/KL(α₀))"),
                 ])
-        return f"correct on {len(cases)} cases"
+        return len(cases)
 
     return verdict("predict alpha", fn, body)
 
@@ -156,7 +156,7 @@ def check_gae(fn: Callable) -> bool:
     The reference is ``course_lib.gae`` (its first output) on one environment's rollout.
     """
 
-    def body() -> str:
+    def body() -> int:
         rng = np.random.default_rng(103)
         cases = []
 
@@ -213,6 +213,6 @@ def check_gae(fn: Callable) -> bool:
                     (_gae_variant(add_values=True),
                      "you returned the λ-returns Â_t + V(s_t); return the advantages Â_t"),
                 ])
-        return f"correct on {len(cases)} rollouts"
+        return len(cases)
 
     return verdict("GAE", fn, body)

@@ -48,7 +48,7 @@ def _kl_of_raw_logits(p_logits: Any, q_logits: Any) -> np.ndarray:
 def check_categorical_kl(fn: Callable) -> bool:
     """``my_categorical_kl(p_logits, q_logits)`` → KL(p‖q) per row ``[B]``, finite gradients."""
 
-    def body() -> str:
+    def body() -> int:
         cases = kl_logit_cases(201)
         compare(fn, cases, lambda p, q: categorical_kl(p, q), rtol=1e-4, atol=1e-6,
                 shape_hint="one KL per row, shape [B]", nan_hint=ZERO_P_HINT,
@@ -79,7 +79,7 @@ def check_categorical_kl(fn: Callable) -> bool:
                                 f"is wrong for {case.label}: do not stop gradients or round "
                                 "inside the KL")
                 checks += 1
-        return f"correct on {checks} cases, gradients included"
+        return checks
 
     return verdict("categorical KL", fn, body)
 
@@ -87,7 +87,7 @@ def check_categorical_kl(fn: Callable) -> bool:
 def check_sampled_kl(fn: Callable) -> bool:
     """``sampled_kl(key, old_logits, new_logits, n)``: Monte-Carlo KL(old‖new), actions ~ old."""
 
-    def body() -> str:
+    def body() -> int:
         rng = np.random.default_rng(202)
         setups = []
         # a peaked π_old and a flatter π_new: KL(old‖new) and KL(new‖old) differ by a factor 2
@@ -135,7 +135,7 @@ def check_sampled_kl(fn: Callable) -> bool:
         if np.array_equal(again, first):
             raise Wrong("your estimate does not change with the key: draw n actions per state "
                         "with jax.random.categorical(key, ...) and average over them")
-        return f"correct on {checks + 1} cases (within 6 standard errors of the exact KL)"
+        return checks + 1
 
     return verdict("sampled KL", fn, body)
 
@@ -155,7 +155,7 @@ def check_radius_for_kl(fn: Callable) -> bool:
     """``radius_for_kl(logits_fn, params, direction, target)``: the L2 radius at which
     KL(old‖new) along ``direction`` reaches ``target``."""
 
-    def body() -> str:
+    def body() -> int:
         prob = policy_problem()
         rng = np.random.default_rng(203)
         directions = [("a random direction", f32(rng.normal(size=prob.params.shape))),
@@ -185,7 +185,7 @@ def check_radius_for_kl(fn: Callable) -> bool:
                       "direction (perturb normalises it) so that r is an L2 distance in weight "
                       "space")),
                 ])
-        return f"correct on {len(cases)} cases"
+        return len(cases)
 
     return verdict("radius for KL", fn, body)
 

@@ -44,7 +44,7 @@ def _logp_cases(seed: int) -> list[Case]:
 def check_ratio(fn: Callable) -> bool:
     """``my_ratio(logp_new, logp_old)`` → r = exp(logp_new − logp_old) per sample ``[B]``."""
 
-    def body() -> str:
+    def body() -> int:
         cases = _logp_cases(301)
         n64 = lambda x: np.asarray(x, np.float64)
         compare(fn, cases, lambda new, old: ratio(new, old), rtol=1e-5, atol=1e-30,
@@ -61,7 +61,7 @@ def check_ratio(fn: Callable) -> bool:
                      ("you divided the log-probabilities; r = π_new/π_old = "
                       "exp(logp_new − logp_old)")),
                 ])
-        return f"correct on {len(cases)} cases"
+        return len(cases)
 
     return verdict("ratio", fn, body)
 
@@ -88,7 +88,7 @@ def check_surrogate(fn: Callable) -> bool:
     """``my_surrogate(logp_new, logp_old, advantages)`` → mean(r·A), with ``logp_old`` under
     ``jax.lax.stop_gradient``."""
 
-    def body() -> str:
+    def body() -> int:
         cases = _surrogate_cases(302)
         n64 = lambda x: np.asarray(x, np.float64)
         compare(fn, cases, lambda new, old, a: surrogate(new, old, a), rtol=1e-5, atol=1e-6,
@@ -108,7 +108,7 @@ def check_surrogate(fn: Callable) -> bool:
                 ])
         a = f32([1.0, -2.0, 0.5, 3.0])
         stop_gradient_check(lambda lp: fn(lp, lp, a), a, "the surrogate")
-        return f"correct on {len(cases) + 1} cases, gradient included"
+        return len(cases) + 1
 
     return verdict("surrogate", fn, body)
 
@@ -120,7 +120,7 @@ def _clip_term(r: float, a: float, eps: float) -> float:
 def check_clipped_term(fn: Callable) -> bool:
     """``my_clipped_term(r, advantage, eps)`` = min(r·A, clip(r, 1 − ε, 1 + ε)·A), one sample."""
 
-    def body() -> str:
+    def body() -> int:
         cases = [Case(f"r = {r}, A = {a}, ε = {eps}", (jnp.float32(r), jnp.float32(a), eps))
                  for eps in (0.2, 0.1) for a in (-5.0, -0.5, 0.0, 2.0, 5.0)
                  for r in (0.3, 0.5, 0.85, 1.0, 1.05, 1.15, 1.5, 4.0)]
@@ -148,8 +148,6 @@ def check_clipped_term(fn: Callable) -> bool:
                     (variant(lambda r, a, e: r * a),
                      "you never clip: the term is min(r·A, clip(r, 1 − ε, 1 + ε)·A)"),
                 ])
-        low, high = (_clip_term(r, -5.0, 0.2) for r in (0.5, 4.0))
-        return (f"correct on {len(cases)} cases (A = -5, ε = 0.2: r = 0.5 → {low:.1f}, "
-                f"r = 4 → {high:.1f})")
+        return len(cases)
 
     return verdict("clipped term", fn, body)

@@ -37,7 +37,7 @@ __all__ = [
 def check_mean_kl(fn: Callable) -> bool:
     """``my_mean_kl(old_logits, new_logits)`` → mean over states of KL(π_old‖π_new), a scalar."""
 
-    def body() -> str:
+    def body() -> int:
         cases = kl_logit_cases(401)
         compare(fn, cases, lambda o, n: jnp.mean(categorical_kl(o, n)), rtol=1e-4, atol=1e-6,
                 shape_hint="the MEAN over the states, one number", nan_hint=ZERO_P_HINT,
@@ -54,7 +54,7 @@ def check_mean_kl(fn: Callable) -> bool:
                      ("you averaged over the actions too; the KL SUMS over actions, then the "
                       "mean is over states")),
                 ])
-        return f"correct on {len(cases)} cases"
+        return len(cases)
 
     return verdict("mean KL from logits", fn, body)
 
@@ -92,7 +92,7 @@ def _toy_steps() -> list[tuple[str, str, np.ndarray, np.ndarray, float]]:
 def check_in_trust_region(fn: Callable) -> bool:
     """``my_in_trust_region(old_logits, new_logits, delta)``: mean KL(old‖new) ≤ δ, a bool."""
 
-    def body() -> str:
+    def body() -> int:
         rng = np.random.default_rng(402)
         cases = []
 
@@ -133,10 +133,7 @@ def check_in_trust_region(fn: Callable) -> bool:
             answers.append(got)
         truth = [bool(kl(o, n).mean() <= d) for o, n, d in (c.args for c in cases)]
         if answers == truth:
-            inside = lambda ok: "inside" if ok else "outside"
-            toy_text = "; ".join(f"{name} {inside(ok)} δ = {d:g}" for (name, _, _, _, d), ok
-                                 in zip(toy, truth[-len(toy):], strict=True))
-            return f"correct on {len(cases)} cases (on the toy: {toy_text})"
+            return len(cases)
 
         def verdicts(rule):
             return [bool(rule(np.asarray(o), np.asarray(n)) <= d)
@@ -168,7 +165,7 @@ def _alpha(d: np.ndarray, fisher: np.ndarray, delta: float) -> float:
 def check_scale_to_boundary(fn: Callable) -> bool:
     """``my_scale_to_boundary(s, fisher, delta)`` → the step α·s with ½(αs)ᵀF(αs) = δ."""
 
-    def body() -> str:
+    def body() -> int:
         cases = step_cases(403)
         step = lambda s, alpha: alpha * np.asarray(s, np.float64)
         compare(fn, cases,
@@ -176,6 +173,6 @@ def check_scale_to_boundary(fn: Callable) -> bool:
                 rtol=1e-4, atol=1e-7,
                 shape_hint="return the scaled step α·s, shaped like s, not the scale α",
                 wrong=scale_variants(step, "your step"))
-        return f"correct on {len(cases)} cases"
+        return len(cases)
 
     return verdict("scale to the trust-region boundary", fn, body)

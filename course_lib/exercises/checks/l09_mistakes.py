@@ -40,7 +40,7 @@ def check_stop_after(fn: Callable) -> bool:
     """``stop_after(kl_trace, target_kl) -> int``: the epochs run under KL early stopping (the
     first epoch whose KL exceeds the target still runs; ``len(kl_trace)`` if none does)."""
 
-    def body() -> str:
+    def body() -> int:
         raw = [([0.001, 0.004, 0.03, 0.2], 0.02), ([0.001, 0.002], 0.02), ([0.5], 0.02),
                ([0.02, 0.021], 0.02), ([0.001, 0.02, 0.02, 0.5], 0.02),
                ([0.002, 0.006, 0.011, 0.018, 0.026, 0.04, 0.05, 0.07, 0.09, 0.12], 0.01),
@@ -61,7 +61,7 @@ def check_stop_after(fn: Callable) -> bool:
             got.append(int(arr))
         want = outputs(_epochs_run)
         if got == want:
-            return f"correct on {len(cases)} cases"
+            return len(cases)
         candidates = [
             (functools.partial(_epochs_run, already_ran=False),
              "the epoch whose KL crossed the target has already run: count it (k + 1)"),
@@ -87,7 +87,7 @@ def check_stop_after(fn: Callable) -> bool:
 def check_normalise(fn: Callable) -> bool:
     """``normalise(adv)`` → ``(adv − mean) / (std + 1e-8)`` over the whole batch."""
 
-    def body() -> str:
+    def body() -> int:
         rng = np.random.default_rng(909)
         cases = [Case("advantages [1, 2, 3, 10]", (f32([1.0, 2.0, 3.0, 10.0]),)),
                  Case("advantages in the hundreds", (f32(100.0 * rng.normal(size=64) + 7.0),)),
@@ -116,7 +116,7 @@ def check_normalise(fn: Callable) -> bool:
                     (lambda x: norm(x, axis=-1),
                      "normalise over the whole batch, not row by row"),
                 ])
-        return f"correct on {len(cases)} cases"
+        return len(cases)
 
     return verdict("normalise", fn, body)
 
@@ -125,7 +125,7 @@ def check_broke_promise(fn: Callable) -> bool:
     """``broke_promise(before, after, gain, kl, delta)`` → bool array: gain > 0, KL ≤ δ and
     after < 0.9·before."""
 
-    def body() -> str:
+    def body() -> int:
         rng = np.random.default_rng(910)
         n = 40
         before = rng.uniform(50.0, 500.0, n)
@@ -164,7 +164,7 @@ def check_broke_promise(fn: Callable) -> bool:
             return all(np.array_equal(g, r(*c)) for g, c in zip(got, cases, strict=True))
 
         if same(rule):
-            return f"correct on {sum(len(c[1]) for c in cases)} updates"
+            return sum(len(c[1]) for c in cases)
         candidates = [
             (functools.partial(rule, kl_ok=lambda k, d: k < d),
              "an update whose KL is exactly δ is inside the trust region: use kl <= delta"),
@@ -202,7 +202,8 @@ class Diagnosis(NamedTuple):
     Attributes:
       options: letter → the option's text (the lesson shows them, e.g. via ``markdown()``).
       answer: the right letter.
-      why: one sentence printed after ✓.
+      why: why the right option is right (for the lesson's discussion; the pass line never
+        prints it, since the exercise notebook stores that line).
       feedback: letter → why that option is wrong (printed after ✗).
     """
 
@@ -265,7 +266,7 @@ def check_diagnosis(answer: Any, question: str = "broken_run") -> bool:
     """Check a multiple-choice diagnosis (``answer`` a letter such as ``"b"``, or a function
     returning it) against ``DIAGNOSES[question]``."""
 
-    def body() -> str:
+    def body() -> None:
         if question not in DIAGNOSES:
             raise Wrong(f"no diagnosis question named {question!r}")
         q = DIAGNOSES[question]
@@ -278,6 +279,6 @@ def check_diagnosis(answer: Any, question: str = "broken_run") -> bool:
             raise Wrong(f"answer with one of the letters {letters}, not {value!r}")
         if text != q.answer:
             raise Wrong(f"({text}) is not it: {q.feedback.get(text, 'look at the KL again')}")
-        return f"({q.answer}) is right: {q.why}"
+        # no count: the pass line names no option (the exercise notebook stores it)
 
     return verdict("diagnosis", answer, body, callable_fn=False)

@@ -1,7 +1,10 @@
 """The verdict machinery every lesson's checkers share, and the cases two lessons share.
 
-A checker's ``body`` returns the pass detail or raises :class:`Wrong`; :func:`verdict` turns
-that into the ONE line the notebook prints (``✓ name: detail`` or ``✗ name: what is wrong``).
+A checker's ``body`` returns how many hidden cases it passed (an ``int``, or a text such as
+``"correct on 7 cases"`` that names the count) or raises :class:`Wrong`; :func:`verdict` turns
+that into the ONE line the notebook prints: :func:`pass_line` (``✓ name: passed on 7 hidden
+cases``), which gives no answer away (no value, no option, nothing derived from the answer; the
+exercise notebooks store it), or ``✗ name: what is wrong``.
 :func:`call` and :func:`grad` run the learner's function and turn its exceptions into fail
 lines; :func:`compare` runs it on hidden :class:`Case` s, compares with a reference and names
 the plausible wrong answer it matches.
@@ -31,6 +34,7 @@ from course_lib.core.distributions import categorical_kl
 __all__ = [
     "FAIL",
     "PASS",
+    "PASS_LINE",
     "UNDERFLOW_HINT",
     "ZERO_P_HINT",
     "Case",
@@ -48,6 +52,7 @@ __all__ = [
     "kl_logit_cases",
     "kl_rows",
     "log_softmax",
+    "pass_line",
     "policy_problem",
     "scale_variants",
     "shape_words",
@@ -62,6 +67,31 @@ PASS = "✓"
 FAIL = "✗"
 
 
+PASS_LINE = re.compile(r"^✓ (?P<name>[^:\n]+): passed(?: on (?P<n>\d+) hidden cases?)?$")
+"""The only pass line a checker prints: the exercise's name and the number of hidden cases."""
+_COUNT = re.compile(r"\b(\d+)\s+(?:hidden\s+)?(?:cases?|rollouts?|updates?|batches?|seeds?)\b")
+
+
+def pass_line(name: str, detail: int | str | None = None) -> str:
+    """The pass line of exercise ``name``: ``✓ name: passed on N hidden cases``.
+
+    ``detail`` is the number of hidden cases, or a checker's older pass text (``"correct on 7
+    cases (…)"``) from which only the count is kept: whatever else it said (a value, the right
+    option, …) is dropped, because the exercise notebooks store this line. Without a count the
+    line is ``✓ name: passed``.
+    """
+    if isinstance(detail, bool):
+        detail = None
+    if isinstance(detail, int):
+        n = detail
+    else:
+        found = _COUNT.search(str(detail or ""))
+        n = int(found.group(1)) if found else None
+    if n is None:
+        return f"{PASS} {name}: passed"
+    return f"{PASS} {name}: passed on {n} hidden case{'' if n == 1 else 's'}"
+
+
 class Wrong(Exception):
     """The learner's answer is wrong; the message is the text of the fail line."""
 
@@ -71,8 +101,10 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def verdict(name: str, fn: Any, body: Callable[[], str], *, callable_fn: bool = True) -> bool:
-    """Run ``body`` (which returns the pass detail or raises ``Wrong``); print one line."""
+def verdict(name: str, fn: Any, body: Callable[[], int | str], *,
+            callable_fn: bool = True) -> bool:
+    """Run ``body`` (which returns its number of hidden cases, or raises ``Wrong``); print one
+    line: :func:`pass_line`, or ``✗ name: what is wrong``."""
     try:
         if callable_fn and not callable(fn):
             raise Wrong(f"expected your function, got {describe_value(fn)}")
@@ -86,7 +118,7 @@ def verdict(name: str, fn: Any, body: Callable[[], str], *, callable_fn: bool = 
         print(f"{FAIL} {name}: could not check your answer ({type(err).__name__}: "
               f"{_one_line(str(err), 160)})")
         return False
-    print(f"{PASS} {name}: {detail}")
+    print(pass_line(name, detail))
     return True
 
 
