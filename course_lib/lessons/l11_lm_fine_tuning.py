@@ -53,6 +53,7 @@ from course_lib._validate import (
 from course_lib.core.advantages import gae, normalize_advantages
 from course_lib.core.distributions import categorical_kl
 from course_lib.core.surrogate import clipped_surrogate, kl_estimate
+from course_lib.rl.train import check_finite as train_check_finite
 from course_lib.rl.train import enable_compilation_cache
 
 __all__ = [
@@ -455,17 +456,9 @@ def train_lm(toy: Toy, hyper: LMHyper, seed: jax.Array | int, *, iterations: int
 
 def check_finite(run: LMRun) -> None:
     """Raise ``FloatingPointError`` naming the first recorded quantity of ``run`` (any leading
-    sweep axes) that went NaN/inf, and the iteration where it first did."""
-    first = None
-    for name in LMRun._fields[1:]:
-        bad = ~np.isfinite(np.asarray(getattr(run, name)))
-        if bad.any():
-            it = int(np.argmax(bad.reshape(-1, bad.shape[-1]).any(axis=0)))
-            if first is None or it < first[1]:
-                first = (name, it)
-    if first is not None:
-        raise FloatingPointError(
-            f"training went non-finite: {first[0]} is NaN/inf at iteration {first[1]}")
+    sweep axes) that went NaN/inf, and the iteration where it first did
+    (:func:`course_lib.rl.train.check_finite`)."""
+    train_check_finite({name: getattr(run, name) for name in LMRun._fields[1:]})
 
 
 @partial(jax.jit, static_argnames=("iterations", "group_size", "epochs", "advantage",

@@ -353,13 +353,14 @@ def _drive(static, num, seeds, params, init_fn, chunk_fn, steps, desc):
     return carry.learner.params, mean_return, diag, carry.norm.obs
 
 
-def _check_finite(mean_return: np.ndarray, diag: dict[str, np.ndarray]) -> None:
-    """Raise ``FloatingPointError`` naming the first quantity and iteration that went non-finite."""
+def check_finite(named: dict[str, Any], allow_inf: tuple[str, ...] = ()) -> None:
+    """Raise ``FloatingPointError`` naming the first quantity of ``named`` (arrays ``[..., I]``,
+    iterations last) that went NaN, or ±inf unless its name is in ``allow_inf``, and the
+    iteration where it first did."""
     first = None
-    for name, values in {"mean_return": mean_return, **diag}.items():
-        bad = ~np.isfinite(values)
-        if name == "max_ratio":
-            bad = np.isnan(values)
+    for name, values in named.items():
+        values = np.asarray(values)
+        bad = np.isnan(values) if name in allow_inf else ~np.isfinite(values)
         if bad.any():
             it = int(np.argmax(bad.reshape(-1, bad.shape[-1]).any(axis=0)))
             if first is None or it < first[1]:
@@ -368,6 +369,11 @@ def _check_finite(mean_return: np.ndarray, diag: dict[str, np.ndarray]) -> None:
         raise FloatingPointError(
             f"training went non-finite: {first[0]} is NaN/inf at iteration {first[1]}"
         )
+
+
+def _check_finite(mean_return: np.ndarray, diag: dict[str, np.ndarray]) -> None:
+    """:func:`check_finite` of a training run's curves; the largest ratio may be inf."""
+    check_finite({"mean_return": mean_return, **diag}, allow_inf=("max_ratio",))
 
 
 def prepare(config: TrainConfig) -> TrainConfig:
