@@ -1,5 +1,6 @@
 """TrainConfig.policy_step: a learner's TRPO step replaces the library's inside train (issue 16,
-lesson 06's capstone)."""
+lesson 06's capstone); TrainConfig.ppo_update (lesson 07's) and TrainConfig.gaussian_fns (lesson
+08's) likewise."""
 
 from __future__ import annotations
 
@@ -53,3 +54,55 @@ def test_train_takes_the_given_ppo_update():
     np.testing.assert_array_equal(np.asarray(result.params.value), start.value[0])
     assert calls[0][:2] == (config.epochs, config.minibatches)
     assert calls[0][2] == (config.batch_size, 4)
+
+
+PENDULUM = dict(env="Pendulum-v1", total_steps=2 * 8 * 256, num_steps=256, gamma=0.9, lr=1e-3)
+LIBRARY_GAUSSIAN = (cl.gaussian_log_prob, cl.gaussian_entropy, cl.gaussian_kl)
+
+
+@pytest.mark.parametrize("bad", [cl.gaussian_kl, (cl.gaussian_kl,), (1, 2, 3)])
+def test_gaussian_fns_must_be_three_functions(bad):
+    with pytest.raises(TypeError, match="gaussian_fns"):
+        cl.TrainConfig(gaussian_fns=bad).validate()
+
+
+def test_gaussian_fns_on_a_discrete_env_is_refused():
+    with pytest.raises(ValueError, match="gaussian_fns.*discrete"):
+        cl.train(cl.TrainConfig(algo="ppo", gaussian_fns=LIBRARY_GAUSSIAN, total_steps=1024),
+                 seed=0)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "trpo"])
+def test_the_library_functions_given_as_gaussian_fns_train_the_same_agent(algo):
+    base = cl.TrainConfig(algo=algo, **PENDULUM)
+    own = cl.train(base.replace(gaussian_fns=LIBRARY_GAUSSIAN), seed=0)
+    ref = cl.train(base, seed=0)
+    np.testing.assert_array_equal(np.asarray(own.params.policy), np.asarray(ref.params.policy))
+    np.testing.assert_array_equal(np.asarray(own.diagnostics["kl"]),
+                                  np.asarray(ref.diagnostics["kl"]))
+
+
+def test_train_uses_every_given_gaussian_function():
+    calls = set()
+
+    def log_prob(mean, log_std, actions):
+        calls.add("log_prob")
+        return cl.gaussian_log_prob(mean, log_std, actions)
+
+    def entropy(mean, log_std):
+        calls.add("entropy")
+        return cl.gaussian_entropy(mean, log_std)
+
+    def doubled_kl(p_mean, p_log_std, q_mean, q_log_std):
+        calls.add("kl")
+        return 2.0 * cl.gaussian_kl(p_mean, p_log_std, q_mean, q_log_std)
+
+    base = cl.TrainConfig(algo="trpo", **PENDULUM)
+    own = cl.train(base.replace(gaussian_fns=(log_prob, entropy, doubled_kl)), seed=0)
+    ref = cl.train(base, seed=0)
+    assert calls == {"log_prob", "entropy", "kl"}
+    # TRPO's constraint and the KL diagnostic both see the given KL: twice the true one, so the
+    # steps are shorter and the reported KL is the doubled one, still within delta
+    kl_own, kl_ref = np.asarray(own.diagnostics["kl"]), np.asarray(ref.diagnostics["kl"])
+    assert np.all(kl_own <= base.delta * (1 + 1e-4))
+    assert not np.array_equal(kl_own, kl_ref)

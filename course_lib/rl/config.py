@@ -101,6 +101,14 @@ class TrainConfig:
     :func:`course_lib.rl.ppo.ppo_update` (the learner's own PPO update, lesson 07's capstone
     exercise); ``params`` is ``(policy, value)``, ``hp`` a :class:`~course_lib.rl.ppo.PPOHyper`.
     Its ``updates_done`` diagnostic is reported as 1. It runs inside the jit."""
+    gaussian_fns: tuple[Callable, Callable, Callable] | None = None
+    """Continuous actions: None (:func:`course_lib.core.distributions.gaussian_log_prob`,
+    ``gaussian_entropy`` and ``gaussian_kl``), or three functions with their signatures,
+    ``(log_prob(mean, log_std, actions), entropy(mean, log_std), kl(p_mean, p_log_std, q_mean,
+    q_log_std))``, that replace them wherever the policy is evaluated: the rollout's
+    log-probabilities, the surrogate, the entropy bonus, the KL of TRPO's constraint and of the
+    diagnostics (the learner's own Gaussian policy, lesson 08's capstone exercise). Sampling and
+    the greedy action (the mean) are the library's. They run inside the jit."""
     ortho_init: bool = True
     """Orthogonal weights (Saxe et al. 2014) with gain √2 in hidden layers, 0.01 at the policy
     output and 1 at the value output, zero biases (Engstrom et al. 2020 §3; Huang et al. 2022,
@@ -214,6 +222,11 @@ class TrainConfig:
         if self.policy_step is not None and not callable(self.policy_step):
             raise TypeError(f"policy_step must be a function or None, got "
                             f"{type(self.policy_step).__name__}")
+        if self.gaussian_fns is not None and (
+                not isinstance(self.gaussian_fns, tuple) or len(self.gaussian_fns) != 3
+                or not all(callable(f) for f in self.gaussian_fns)):
+            raise TypeError("gaussian_fns must be None or a tuple of three functions (log_prob, "
+                            f"entropy, kl), got {self.gaussian_fns!r}")
         if self.algo == "ppo_penalty" and not math.isfinite(self.target_kl):
             raise ValueError(
                 "target_kl must be finite for algo='ppo_penalty': it is the KL target d_targ "

@@ -141,7 +141,9 @@ class ActorCritic:
     ``discrete``: categorical over ``n_actions`` actions, else a ``n_actions``-dimensional
     diagonal Gaussian. ``ortho_init``: orthogonal initial weights (gains √2, 0.01 policy output,
     1 value output), else flax's default LeCun normal. All methods are pure and work under
-    ``jit``/``vmap``.
+    ``jit``/``vmap``. ``gaussian_fns``: None, or ``(log_prob, entropy, kl)`` with the
+    signatures of :mod:`course_lib.core.distributions`' Gaussian functions, used in their place
+    (``TrainConfig.gaussian_fns``).
     """
 
     obs_dim: int
@@ -150,6 +152,7 @@ class ActorCritic:
     hidden: tuple[int, ...] = (64, 64)
     init_log_std: float = 0.0
     ortho_init: bool = True
+    gaussian_fns: tuple[Callable, Callable, Callable] | None = None
 
     def _policy_module(self) -> nn.Module:
         if self.discrete:
@@ -209,23 +212,27 @@ class ActorCritic:
         module = self._value_module()
         return module.apply(self._unravel(module)(value_params), obs)[:, 0]
 
+    @property
+    def _gaussian(self) -> tuple[Callable, Callable, Callable]:
+        return self.gaussian_fns or (D.gaussian_log_prob, D.gaussian_entropy, D.gaussian_kl)
+
     def log_prob(self, dist: Dist, actions: jax.Array) -> jax.Array:
         """log π(a|s) ``[B]``."""
         if self.discrete:
             return D.categorical_log_prob(dist.logits, actions)
-        return D.gaussian_log_prob(dist.logits, dist.log_std, actions)
+        return self._gaussian[0](dist.logits, dist.log_std, actions)
 
     def entropy(self, dist: Dist) -> jax.Array:
         """Entropy of each distribution ``[B]``."""
         if self.discrete:
             return D.categorical_entropy(dist.logits)
-        return D.gaussian_entropy(dist.logits, dist.log_std)
+        return self._gaussian[1](dist.logits, dist.log_std)
 
     def kl(self, p: Dist, q: Dist) -> jax.Array:
         """KL(p‖q) per state ``[B]``, from logits / (mean, log_std)."""
         if self.discrete:
             return D.categorical_kl(p.logits, q.logits)
-        return D.gaussian_kl(p.logits, p.log_std, q.logits, q.log_std)
+        return self._gaussian[2](p.logits, p.log_std, q.logits, q.log_std)
 
     def sample(self, dist: Dist, key: jax.Array) -> jax.Array:
         """One action per state: ``[B]`` int32 or ``[B, D]`` float32."""
@@ -253,5 +260,9 @@ def model_from_config(config) -> ActorCritic:
     ``config.env`` (:func:`course_lib.rl.envs.env_spec`), hidden layers ``config.hidden``,
     initialised as ``config.ortho_init`` says."""
     spec = env_spec(config.env)
+    fns = getattr(config, "gaussian_fns", None)
+    if fns is not None and spec.discrete:
+        raise ValueError(f"gaussian_fns replaces a Gaussian policy's functions, but {config.env} "
+                         "has discrete actions (a categorical policy)")
     return ActorCritic(spec.obs_dim, spec.n_actions, spec.discrete, tuple(config.hidden),
-                       ortho_init=bool(getattr(config, "ortho_init", True)))
+                       ortho_init=bool(getattr(config, "ortho_init", True)), gaussian_fns=fns)

@@ -8,93 +8,13 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib.core.advantages import gae
+from course_lib.core.advantages import gae_from_next_values
 from course_lib.exercises.checks.verdict import Case, compare, f32, verdict
 
 __all__ = [
-    "check_flipped_fraction",
     "check_gae",
     "check_predict_alpha",
-    "check_relative_l2",
 ]
-
-
-def check_relative_l2(fn: Callable) -> bool:
-    """``relative_l2(theta_old, theta_new)`` = ‖θ_new − θ_old‖₂ / ‖θ_old‖₂ (a scalar)."""
-
-    def body() -> int:
-        rng = np.random.default_rng(101)
-        cases = []
-        for size, scale, step in [(5, 1.0, 0.1), (100, 0.05, 0.3), (4610, 1.0, 0.02),
-                                  (64, 3.0, 2.0), (8, 1e3, 0.5)]:
-            old = rng.normal(0.0, scale, size)
-            new = old + rng.normal(0.0, step * scale, size)
-            cases.append(Case(f"{size} parameters", (f32(old), f32(new))))
-        old = rng.normal(size=10)
-        cases.append(Case("theta_new = theta_old", (f32(old), f32(old))))
-
-        def ref(o, n):
-            o, n = np.asarray(o, np.float64), np.asarray(n, np.float64)
-            return np.linalg.norm(n - o) / np.linalg.norm(o)
-
-        def as64(f):
-            return lambda o, n: f(np.asarray(o, np.float64), np.asarray(n, np.float64))
-
-        compare(fn, cases, ref, rtol=1e-4, atol=1e-7, shape_hint="one number for the whole step",
-                wrong=[
-                    (as64(lambda o, n: np.linalg.norm(n - o)),
-                     "you returned the absolute distance ‖θ_new − θ_old‖₂; divide it by ‖θ_old‖₂"),
-                    (as64(lambda o, n: np.linalg.norm(n - o) / np.linalg.norm(n)),
-                     ("you divided by ‖θ_new‖₂; the change is relative to the old parameters, "
-                      "‖θ_old‖₂")),
-                    (as64(lambda o, n: np.sum((n - o) ** 2) / np.sum(o ** 2)),
-                     ("you returned the square of the ratio, a ratio of sums of squares; use "
-                      "the L2 norms, the square roots of the sums of squares (jnp.linalg.norm)")),
-                    (as64(lambda o, n: abs(np.linalg.norm(n) - np.linalg.norm(o))
-                          / np.linalg.norm(o)),
-                     ("you compared the lengths ‖θ_new‖ and ‖θ_old‖; take the norm of the "
-                      "difference vector θ_new − θ_old")),
-                ])
-        return len(cases)
-
-    return verdict("relative L2", fn, body)
-
-
-def check_flipped_fraction(fn: Callable) -> bool:
-    """``flipped_fraction(logits_old, logits_new)``: fraction of rows whose argmax changed."""
-
-    def body() -> int:
-        rng = np.random.default_rng(102)
-        cases = []
-        for b, a, noise in [(64, 2, 0.5), (50, 4, 1.0), (200, 3, 0.2), (1, 2, 3.0)]:
-            old = rng.normal(0.0, 1.0, (b, a))
-            new = old + rng.normal(0.0, noise, (b, a))
-            cases.append(Case(f"{b} states with {a} actions", (f32(old), f32(new))))
-        old = rng.normal(size=(16, 2))
-        cases.append(Case("identical logits", (f32(old), f32(old))))
-        cases.append(Case("every decision reversed", (f32(old), f32(-old))))
-        old = rng.normal(size=(6, 3))
-        old[:, 2] = -np.inf
-        new = old.copy()
-        new[:3, [0, 1]] = old[:3, [1, 0]]
-        cases.append(Case("logits with -inf (an impossible action)", (f32(old), f32(new))))
-
-        def flips(o, n):
-            return np.argmax(np.asarray(o), -1) != np.argmax(np.asarray(n), -1)
-
-        compare(fn, cases, lambda o, n: flips(o, n).mean(), rtol=0.0, atol=1e-6,
-                shape_hint="one fraction for the whole batch",
-                wrong=[
-                    (lambda o, n: flips(o, n).sum(),
-                     ("you returned the number of flipped states; divide by the number of "
-                      "states B to get a fraction")),
-                    (lambda o, n: 1.0 - flips(o, n).mean(),
-                     ("you returned the fraction of states whose most likely action did NOT "
-                      "change")),
-                ])
-        return len(cases)
-
-    return verdict("flipped fraction", fn, body)
 
 
 def check_predict_alpha(fn: Callable) -> bool:
@@ -124,92 +44,95 @@ def check_predict_alpha(fn: Callable) -> bool:
     return verdict("predict alpha", fn, body)
 
 
-def _gae_variant(mask_bootstrap: bool = True, mask_recursion: bool = True, shift: int = 0,
-                 use_last_value: bool = True, use_lambda: bool = True, add_values: bool = False):
-    """A numpy GAE with one ingredient switched off, for the wrong-answer diagnosis."""
+def _gae_variant(*, bootstrap: str = "terminated", cut: str = "end", next_from_values: bool = False,
+                 use_lambda: bool = True, add_values: bool = False):
+    """A numpy GAE for one environment, ``my_gae``'s signature, written the way a learner might:
+    ``bootstrap``/``cut`` name the flags that stop the bootstrap and the recursion ("terminated",
+    "end" = terminated or truncated, "none"), for the wrong-answer diagnosis."""
 
-    def run(rewards, values, dones, last_value, gamma, lam):
+    def run(rewards, values, next_values, terminated, truncated, gamma, lam):
         r, v = np.asarray(rewards, np.float64), np.asarray(values, np.float64)
-        d = np.asarray(dones, np.float64)
-        if shift:
-            d = np.roll(d, shift)
-            d[0 if shift > 0 else -1] = 0.0
-        lv = float(last_value) if use_last_value else 0.0
-        t_max = r.shape[0]
-        adv = np.zeros(t_max)
-        nxt_adv, nxt_v = 0.0, lv
-        for t in reversed(range(t_max)):
-            keep_b = 1.0 - d[t] if mask_bootstrap else 1.0
-            keep_r = 1.0 - d[t] if mask_recursion else 1.0
-            u = r[t] + gamma * keep_b * nxt_v - v[t]
-            nxt_adv = u + gamma * (lam if use_lambda else 1.0) * keep_r * nxt_adv
-            adv[t] = nxt_adv
-            nxt_v = v[t]
+        nv = np.asarray(next_values, np.float64)
+        term = np.asarray(terminated, np.float64)
+        end = np.maximum(term, np.asarray(truncated, np.float64))
+        flags = {"terminated": term, "end": end, "none": np.zeros_like(term)}
+        if next_from_values:
+            nv = np.append(v[1:], nv[-1])
+        adv, nxt = np.zeros(r.shape[0]), 0.0
+        for t in reversed(range(r.shape[0])):
+            u = r[t] + gamma * (1.0 - flags[bootstrap][t]) * nv[t] - v[t]
+            nxt = u + gamma * (lam if use_lambda else 1.0) * (1.0 - flags[cut][t]) * nxt
+            adv[t] = nxt
         return adv + v if add_values else adv
 
     return run
 
 
 def check_gae(fn: Callable) -> bool:
-    """``my_gae(rewards, values, dones, last_value, gamma, lam)`` → advantages ``[T]``.
+    """``my_gae(rewards, values, next_values, terminated, truncated, gamma, lam)`` → the
+    advantages ``[T]`` of one environment's rollout, with time-limit truncations bootstrapped.
 
-    The reference is ``course_lib.gae`` (its first output) on one environment's rollout.
+    The reference is ``course_lib.gae_from_next_values`` (its first output), with
+    ``episode_ends = terminated | truncated``.
     """
 
     def body() -> int:
         rng = np.random.default_rng(103)
         cases = []
 
-        def add(label, t, done_at, gamma, lam, last_value=None):
+        def add(label, t, term_at=(), trunc_at=(), gamma=0.99, lam=0.95):
             rewards = rng.uniform(-1.0, 2.0, t)
             values = rng.normal(3.0, 2.0, t)
-            dones = np.zeros(t)
-            dones[list(done_at)] = 1.0
-            lv = rng.normal(3.0, 2.0) if last_value is None else last_value
-            cases.append(Case(label, (f32(rewards), f32(values), f32(dones),
-                                      jnp.float32(lv), gamma, lam)))
+            next_values = np.append(values[1:], rng.normal(3.0, 2.0))
+            term, trunc = np.zeros(t), np.zeros(t)
+            term[list(term_at)] = 1.0
+            trunc[list(trunc_at)] = 1.0
+            # after an episode end the next state is the final observation, not values[t + 1]
+            ends = np.flatnonzero(np.maximum(term, trunc))
+            next_values[ends] = rng.normal(20.0, 5.0, ends.size)
+            cases.append(Case(label, (f32(rewards), f32(values), f32(next_values), f32(term),
+                                      f32(trunc), gamma, lam)))
 
-        add("a rollout without episode ends", 12, [], 0.99, 0.95)
-        add("a rollout with episode ends at t = 3 and t = 7", 12, [3, 7], 0.99, 0.95)
-        add("a rollout whose last step ends an episode", 10, [9], 0.9, 0.8, last_value=25.0)
-        add("episode ends with lambda = 1 (Monte Carlo)", 9, [2, 5], 1.0, 1.0)
-        add("episode ends with lambda = 0 (one-step TD)", 9, [4], 0.95, 0.0)
-        add("two episode ends in a row", 8, [3, 4], 0.99, 0.9)
-        add("every step ending an episode", 5, range(5), 0.99, 0.95, last_value=40.0)
-        add("a single step", 1, [], 0.99, 0.95)
-        add("a longer rollout with random episode ends", 24,
-            np.flatnonzero(rng.uniform(size=24) < 0.2), 0.99, 0.95)
+        add("a rollout without episode ends", 12)
+        add("a rollout with terminations at t = 3 and t = 7", 12, term_at=[3, 7])
+        add("a rollout truncated by the time limit at t = 5", 12, trunc_at=[5])
+        add("a termination at t = 2 and a truncation at t = 6", 10, term_at=[2], trunc_at=[6])
+        add("a rollout whose last step is truncated", 9, trunc_at=[8], gamma=0.9, lam=0.8)
+        add("terminations with lambda = 1 (Monte Carlo)", 9, term_at=[2, 5], gamma=1.0, lam=1.0)
+        add("a truncation with lambda = 0 (one-step TD)", 9, trunc_at=[4], gamma=0.95, lam=0.0)
+        add("every step truncated", 5, trunc_at=range(5))
+        add("a longer rollout with random terminations and truncations", 24,
+            term_at=np.flatnonzero(rng.uniform(size=24) < 0.15),
+            trunc_at=[11, 23])
 
-        def ref(r, v, d, lv, gamma, lam):
-            return gae(r, v, d, lv, gamma, lam)[0]
+        def ref(r, v, nv, term, trunc, gamma, lam):
+            return gae_from_next_values(r, v, nv, term, jnp.maximum(term, trunc), gamma, lam)[0]
 
         compare(fn, cases, ref, rtol=1e-4, atol=1e-4,
                 shape_hint="one advantage per time step, shape [T]",
                 wrong=[
-                    (_gae_variant(mask_bootstrap=False, mask_recursion=False),
-                     ("your advantages leak across episode ends (no done mask): where done_t = 1, "
-                      "s_{t+1} is the next episode's first state, so multiply both γ·V(s_{t+1}) "
-                      "and γλ·Â_{t+1} by (1 − done_t)")),
-                    (_gae_variant(mask_recursion=False),
-                     ("you stopped the bootstrap at an episode end but not the recursion: "
-                      "multiply γλ·Â_{t+1} by (1 − done_t) too, or the next episode's "
-                      "advantages flow back into this one")),
-                    (_gae_variant(mask_bootstrap=False),
-                     ("you cut the recursion at an episode end but still bootstrap from "
-                      "V(s_{t+1}), the next episode's first state: u_t = r_t + γ(1 − done_t)"
-                      "V(s_{t+1}) − V(s_t)")),
-                    (_gae_variant(shift=1),
-                     ("your done mask is one step late: done_t = 1 means step t itself ended "
-                      "the episode, so it cuts the link between t and t+1")),
-                    (_gae_variant(shift=-1),
-                     ("your done mask is one step early: done_t = 1 means step t itself ended "
-                      "the episode, so it cuts the link between t and t+1")),
-                    (_gae_variant(use_last_value=False),
-                     ("you ignored last_value: V(s_T) = last_value bootstraps the last step "
-                      "(unless that step ended an episode)")),
+                    (_gae_variant(bootstrap="end"),
+                     ("you treated a truncation as a termination: the time limit stopped the "
+                      "episode, not the task, so a truncated step still bootstraps from "
+                      "next_values[t] (the value of its final observation); only terminated "
+                      "removes γ·V from u_t")),
+                    (_gae_variant(cut="terminated"),
+                     ("your recursion runs across a truncation: the next episode's advantages "
+                      "flow back into this one. Any episode end, terminated or truncated, "
+                      "cuts γλ·Â_{t+1}")),
+                    (_gae_variant(bootstrap="none", cut="none"),
+                     ("your advantages ignore the episode ends: a termination removes the "
+                      "bootstrap γ·V, and any episode end cuts the recursion γλ·Â_{t+1}")),
+                    (_gae_variant(bootstrap="none"),
+                     ("you bootstrap after a termination: a terminal state has no future, so "
+                      "u_t = r_t − V(s_t) there")),
+                    (_gae_variant(next_from_values=True),
+                     ("you bootstrapped from values[t + 1]: after an episode end that is the "
+                      "NEXT episode's first state; next_values[t] holds the value of the state "
+                      "that step t really reached")),
                     (_gae_variant(use_lambda=False),
                      ("your recursion discounts Â_{t+1} by γ alone; GAE uses γλ: "
-                      "Â_t = u_t + γλ(1 − done_t)Â_{t+1}")),
+                      "Â_t = u_t + γλ(1 − end_t)Â_{t+1}")),
                     (_gae_variant(add_values=True),
                      "you returned the λ-returns Â_t + V(s_t); return the advantages Â_t"),
                 ])

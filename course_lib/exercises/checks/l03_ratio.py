@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import jax.numpy as jnp
 import numpy as np
 
 from course_lib.core.surrogate import ratio, surrogate
@@ -18,7 +17,6 @@ from course_lib.exercises.checks.verdict import (
 )
 
 __all__ = [
-    "check_clipped_term",
     "check_ratio",
     "check_surrogate",
 ]
@@ -113,41 +111,3 @@ def check_surrogate(fn: Callable) -> bool:
     return verdict("surrogate", fn, body)
 
 
-def _clip_term(r: float, a: float, eps: float) -> float:
-    return min(r * a, min(max(r, 1.0 - eps), 1.0 + eps) * a)
-
-
-def check_clipped_term(fn: Callable) -> bool:
-    """``my_clipped_term(r, advantage, eps)`` = min(r·A, clip(r, 1 − ε, 1 + ε)·A), one sample."""
-
-    def body() -> int:
-        cases = [Case(f"r = {r}, A = {a}, ε = {eps}", (jnp.float32(r), jnp.float32(a), eps))
-                 for eps in (0.2, 0.1) for a in (-5.0, -0.5, 0.0, 2.0, 5.0)
-                 for r in (0.3, 0.5, 0.85, 1.0, 1.05, 1.15, 1.5, 4.0)]
-        clip = lambda r, e: min(max(r, 1.0 - e), 1.0 + e)
-
-        def variant(f):
-            return lambda r, a, e: f(float(r), float(a), e)
-
-        compare(fn, cases, variant(_clip_term), rtol=1e-5, atol=1e-6,
-                shape_hint="one sample's term is one number",
-                wrong=[
-                    (variant(lambda r, a, e: a * min(r, 1.0 + e)),
-                     ("your clip is on the wrong side for A < 0: there the term is flat BELOW "
-                      "1 − ε (making a bad action rarer earns nothing more) and keeps r·A above "
-                      "1 + ε. min(r·A, clip(r, 1 − ε, 1 + ε)·A) gets both signs right")),
-                    (variant(lambda r, a, e: max(r * a, clip(r, e) * a)),
-                     ("you took the max; PPO's term is the pessimistic MIN of r·A and "
-                      "clip(r, 1 − ε, 1 + ε)·A")),
-                    (variant(lambda r, a, e: clip(r, e) * a),
-                     ("you dropped the min: with A < 0 and r > 1 + ε the term must stay r·A "
-                      "(the clip never hides a step that made a bad action more likely); "
-                      "return min(r·A, clip(r, 1 − ε, 1 + ε)·A)")),
-                    (variant(lambda r, a, e: min(r * a, min(max(r * a, 1.0 - e), 1.0 + e))),
-                     "you clipped the product r·A; clip the ratio r, then multiply by A"),
-                    (variant(lambda r, a, e: r * a),
-                     "you never clip: the term is min(r·A, clip(r, 1 − ε, 1 + ε)·A)"),
-                ])
-        return len(cases)
-
-    return verdict("clipped term", fn, body)

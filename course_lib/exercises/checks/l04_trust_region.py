@@ -3,60 +3,25 @@
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib.core.distributions import categorical_kl
-from course_lib.core.solvers import trust_region_step
 from course_lib.exercises.checks.verdict import (
-    ZERO_P_HINT,
     Case,
     Wrong,
     as_bool,
     call,
-    compare,
     f32,
-    kl_logit_cases,
     kl_rows,
-    scale_variants,
-    step_cases,
     verdict,
 )
 
 __all__ = [
     "check_in_trust_region",
-    "check_mean_kl",
-    "check_scale_to_boundary",
 ]
-
-
-def check_mean_kl(fn: Callable) -> bool:
-    """``my_mean_kl(old_logits, new_logits)`` → mean over states of KL(π_old‖π_new), a scalar."""
-
-    def body() -> int:
-        cases = kl_logit_cases(401)
-        compare(fn, cases, lambda o, n: jnp.mean(categorical_kl(o, n)), rtol=1e-4, atol=1e-6,
-                shape_hint="the MEAN over the states, one number", nan_hint=ZERO_P_HINT,
-                wrong=[
-                    (lambda o, n: kl_rows(n, o).mean(),
-                     ("your KL is KL(new‖old); the trust region uses KL(old‖new) = "
-                      "Σ_a π_old(a)·(log π_old(a) − log π_new(a))")),
-                    (lambda o, n: kl_rows(o, n).sum(),
-                     "you summed the KL over the states; the trust region bounds the MEAN"),
-                    (lambda o, n: kl_rows(o, n).max(),
-                     ("you returned the largest KL of a state; the trust region bounds the "
-                      "MEAN over the states")),
-                    (lambda o, n: kl_rows(o, n).mean() / np.asarray(o).shape[-1],
-                     ("you averaged over the actions too; the KL SUMS over actions, then the "
-                      "mean is over states")),
-                ])
-        return len(cases)
-
-    return verdict("mean KL from logits", fn, body)
 
 
 @functools.lru_cache(maxsize=1)
@@ -157,22 +122,3 @@ def check_in_trust_region(fn: Callable) -> bool:
     return verdict("inside the trust region", fn, body)
 
 
-def _alpha(d: np.ndarray, fisher: np.ndarray, delta: float) -> float:
-    d, fisher = np.asarray(d, np.float64), np.asarray(fisher, np.float64)
-    return math.sqrt(2.0 * delta / float(d @ fisher @ d))
-
-
-def check_scale_to_boundary(fn: Callable) -> bool:
-    """``my_scale_to_boundary(s, fisher, delta)`` → the step α·s with ½(αs)ᵀF(αs) = δ."""
-
-    def body() -> int:
-        cases = step_cases(403)
-        step = lambda s, alpha: alpha * np.asarray(s, np.float64)
-        compare(fn, cases,
-                lambda s, f, delta: trust_region_step(s, lambda v: f @ v, delta),
-                rtol=1e-4, atol=1e-7,
-                shape_hint="return the scaled step α·s, shaped like s, not the scale α",
-                wrong=scale_variants(step, "your step"))
-        return len(cases)
-
-    return verdict("scale to the trust-region boundary", fn, body)
