@@ -56,7 +56,8 @@ def test_train_takes_the_given_ppo_update():
     assert calls[0][2] == (config.batch_size, 4)
 
 
-PENDULUM = dict(env="Pendulum-v1", total_steps=2 * 8 * 256, num_steps=256, gamma=0.9, lr=1e-3)
+PENDULUM = {"env": "Pendulum-v1", "total_steps": 2 * 8 * 256, "num_steps": 256, "gamma": 0.9,
+            "lr": 1e-3}
 LIBRARY_GAUSSIAN = (cl.gaussian_log_prob, cl.gaussian_entropy, cl.gaussian_kl)
 
 

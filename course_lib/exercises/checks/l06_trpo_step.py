@@ -31,7 +31,15 @@ from course_lib.core.solvers import (
     conjugate_gradient,
     trust_region_step,
 )
-from course_lib.exercises.checks.verdict import Case, Wrong, compare, f32, verdict
+from course_lib.exercises.checks.verdict import (
+    Case,
+    Wrong,
+    compare,
+    f32,
+    tanh_logits,
+    trained_greedy,
+    verdict,
+)
 
 __all__ = ["TRPO_STEP_SEED", "check_trpo_step", "library_trpo_step"]
 
@@ -58,10 +66,7 @@ def step_problem(seed: int) -> StepProblem:
     obs = f32(rng.normal(size=(b, o)))
     params = f32(rng.normal(0.0, 0.5, o * h + h + h * a + a))
 
-    def logits_fn(p):
-        w1, b1 = p[:o * h].reshape(o, h), p[o * h:o * h + h]
-        w2, b2 = p[o * h + h:o * h + h + h * a].reshape(h, a), p[o * h + h + h * a:]
-        return jnp.tanh(obs @ w1 + b1[None, :]) @ w2 + b2[None, :]
+    logits_fn = functools.partial(tanh_logits, obs=obs, hidden=h, actions=a)
 
     old_logits = logits_fn(params)
     actions = jax.random.categorical(jax.random.key(seed), old_logits).astype(jnp.int32)
@@ -189,16 +194,6 @@ def _jitted(fn: Callable) -> Callable:
     return run
 
 
-def _train_solves(fn: Callable) -> float:
-    from course_lib.rl.config import TrainConfig
-    from course_lib.rl.evaluate import evaluate
-    from course_lib.rl.train import train
-
-    config = TrainConfig(algo="trpo", policy_step=fn)
-    result = train(config, seed=TRPO_STEP_SEED)
-    return float(evaluate(result.params, config, episodes=10, seed=0))
-
-
 def check_trpo_step(fn: Callable, train: bool = True) -> bool:
     """``my_trpo_step(surrogate_fn, kl_fn, params, delta) -> new params``: lesson 06's
     capstone. Hidden cases against the library's step, then (``train``) a TRPO agent trained
@@ -211,11 +206,12 @@ def check_trpo_step(fn: Callable, train: bool = True) -> bool:
                 shape_hint="return the new flat parameters, the same shape as params")
         if not train:
             return len(cases)
-        greedy = _train_solves(fn)
-        if not greedy >= SOLVED:
-            raise Wrong(f"right on the {len(cases)} hidden cases, but the TRPO agent trained "
-                        f"with your step reached a greedy return of {greedy:.0f} < {SOLVED:.0f} "
-                        "on CartPole-v1: does your step work for any params and δ, traced?")
+        from course_lib.rl.config import TrainConfig
+
+        trained_greedy(TrainConfig(algo="trpo", policy_step=fn), TRPO_STEP_SEED,
+                       threshold=SOLVED, cases=f"{len(cases)} hidden cases",
+                       agent="TRPO agent trained with your step",
+                       hint="does your step work for any params and δ, traced?")
         return len(cases) + 1
 
     return verdict("TRPO step", fn, body)

@@ -38,6 +38,7 @@ from course_lib.exercises.checks.verdict import (
     describe_value,
     f32,
     grad,
+    trained_greedy,
     verdict,
 )
 
@@ -204,17 +205,6 @@ def _check_functions(log_prob: Callable, entropy: Callable, kl: Callable) -> int
     return sum(len(p[2]) for p in parts)
 
 
-def _train_swings_up(fns: tuple[Callable, Callable, Callable]) -> float:
-    from course_lib.rl.config import TrainConfig
-    from course_lib.rl.evaluate import evaluate
-    from course_lib.rl.train import train
-
-    config = TrainConfig.for_env("Pendulum-v1", algo="ppo", gaussian_fns=fns)
-    config = config.replace(total_steps=config.batch_size * TRAIN_ITERATIONS)
-    result = train(config, seed=GAUSSIAN_SEED)
-    return float(evaluate(result.params, config, episodes=10, seed=0))
-
-
 def check_gaussian_policy(log_prob: Callable, entropy: Callable, kl: Callable,
                           train: bool = True) -> bool:
     """Lesson 08's capstone: ``log_prob(mean, log_std, actions)``, ``entropy(mean, log_std)``
@@ -227,11 +217,13 @@ def check_gaussian_policy(log_prob: Callable, entropy: Callable, kl: Callable,
         n = _check_functions(log_prob, entropy, kl)
         if not train:
             return n
-        greedy = _train_swings_up((log_prob, entropy, kl))
-        if not greedy >= SWUNG_UP:
-            raise Wrong(f"right on the {n} hidden cases, but the PPO agent trained with your "
-                        f"Gaussian policy reached a greedy return of {greedy:.0f} < "
-                        f"{SWUNG_UP:.0f} on Pendulum-v1")
+        from course_lib.rl.config import TrainConfig
+
+        config = TrainConfig.for_env("Pendulum-v1", algo="ppo",
+                                     gaussian_fns=(log_prob, entropy, kl))
+        trained_greedy(config.replace(total_steps=config.batch_size * TRAIN_ITERATIONS),
+                       GAUSSIAN_SEED, threshold=SWUNG_UP, cases=f"{n} hidden cases",
+                       agent="PPO agent trained with your Gaussian policy")
         return n + 1
 
     return verdict("Gaussian policy", log_prob, body)

@@ -59,6 +59,8 @@ __all__ = [
     "spd",
     "step_cases",
     "stop_gradient_check",
+    "tanh_logits",
+    "trained_greedy",
     "verdict",
 ]
 
@@ -317,6 +319,32 @@ ZERO_P_HINT = ("use jax.nn.log_softmax, never the log of a probability (−inf o
                "subtracting (0·(−inf) = nan)")
 
 
+def tanh_logits(p: jax.Array, obs: jax.Array, hidden: int, actions: int) -> jax.Array:
+    """Logits ``[B, actions]`` of a one-hidden-layer tanh network whose weights and biases are
+    the flat vector ``p`` (``O·hidden + hidden + hidden·actions + actions``), on ``obs [B, O]``:
+    the small policy of the checkers' hidden problems."""
+    o, h, a = obs.shape[1], hidden, actions
+    w1, b1 = p[:o * h].reshape(o, h), p[o * h:o * h + h]
+    w2, b2 = p[o * h + h:o * h + h + h * a].reshape(h, a), p[o * h + h + h * a:]
+    return jnp.tanh(obs @ w1 + b1[None, :]) @ w2 + b2[None, :]
+
+
+def trained_greedy(config: Any, seed: int, *, threshold: float, cases: str, agent: str,
+                   hint: str = "") -> None:
+    """The capstones' second check: train ``config`` (the learner's code plugged in) on
+    ``seed``, score the greedy policy over 10 gymnasium episodes, and raise ``Wrong`` below
+    ``threshold``. ``cases`` ("6 hidden cases") and ``agent`` ("TRPO agent trained with your
+    step") complete the fail line, ``hint`` ends it."""
+    from course_lib.rl.evaluate import evaluate
+    from course_lib.rl.train import train
+
+    result = train(config, seed=seed)
+    greedy = float(evaluate(result.params, config, episodes=10, seed=0))
+    if not greedy >= threshold:
+        raise Wrong(f"right on the {cases}, but the {agent} reached a greedy return of "
+                    f"{greedy:.0f} < {threshold:.0f} on {config.env}" + (f": {hint}" if hint else ""))
+
+
 class PolicyProblem(NamedTuple):
     """A small tanh policy network on fixed states, for the curvature exercises."""
 
@@ -333,11 +361,7 @@ def policy_problem() -> PolicyProblem:
     b, o, h, a = 32, 4, 8, 3
     obs = f32(rng.normal(size=(b, o)))
     params = f32(rng.normal(0.0, 0.7, o * h + h + h * a + a))
-
-    def logits_fn(p):
-        w1, b1 = p[:o * h].reshape(o, h), p[o * h:o * h + h]
-        w2, b2 = p[o * h + h:o * h + h + h * a].reshape(h, a), p[o * h + h + h * a:]
-        return jnp.tanh(obs @ w1 + b1[None, :]) @ w2 + b2[None, :]
+    logits_fn = functools.partial(tanh_logits, obs=obs, hidden=h, actions=a)
 
     old_logits = logits_fn(params)
 
